@@ -1,0 +1,355 @@
+import * as client from 'openid-client';
+import type { Logger } from '../config/logger.ts';
+import { AgentError, RemoteError } from '../config/errors.ts';
+import type { FetchLike } from '../config/transport.ts';
+import type { Store } from '../store/index.ts';
+import { classifyTokenError, type ClassifiedFailure } from './entra-errors.ts';
+import { discoverIssuer } from './oidc.ts';
+import type { AccountInfo, AuthProblem, AuthStatus, TokenProvider } from './types.ts';
+
+/** Personal Microsoft accounts sign in under this tenant id [entra-docs id-token-claims-reference]. */
+export const MSA_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
+
+/** Delegated scopes. offline_access yields the refresh token; openid the id_token that names the account. */
+export const DELEGATED_SCOPES = ['openid', 'profile', 'offline_access', 'User.Read', 'Mail.ReadWrite', 'Calendars.Read', 'MailboxSettings.Read', 'Mail.Send'];
+
+/** Refresh this long before the access token's expiry, so a job never starts with a token about to die. */
+const EXPIRY_MARGIN_MS = 5 * 60_000;
+
+export const KEYS = { account: 'auth:account', tokens: 'auth:tokens', problem: 'auth:problem' } as const;
+
+interface StoredTokens {
+  refreshToken: string;
+  accessToken?: string;
+  accessTokenExpiresAt?: number;
+  scope?: string;
+  refreshTokenIssuedAt: number;
+  lastRefreshAt: number;
+}
+
+export interface PendingSignin {
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  createdAt: number;
+}
+
+export interface DelegatedAuthOptions {
+  clientId: string;
+  clientSecret?: string;
+  tenant: string;
+  authorityHost: URL;
+  redirectUri: URL;
+  /** With MAILBOX set, only this user may sign in. */
+  mailbox?: string;
+  store: Store;
+  fetch: FetchLike;
+  log: Logger;
+  /** The URL a person opens to sign in again; part of every remedy. */
+  signinUrl: string;
+  now?: () => number;
+  scopes?: string[];
+}
+
+/**
+ * Delegated sign-in (authorization code + PKCE) and the refresh token it yields.
+ * Example:
+ *   const { url, pending } = await auth.startSignin();   // redirect the browser to url, keep pending server-side
+ *   await auth.completeSignin(callbackUrl, pending);      // stores the account and the encrypted tokens
+ *   const token = await auth.getAccessToken();            // refreshes when needed
+ */
+export class DelegatedAuth implements TokenProvider {
+  readonly mode = 'delegated' as const;
+  private readonly opts: DelegatedAuthOptions;
+  private readonly now: () => number;
+  private readonly configs = new Map<string, Promise<client.Configuration>>();
+  private refreshing?: Promise<StoredTokens>;
+
+  constructor(opts: DelegatedAuthOptions) {
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private scopes(): string {
+    return (this.opts.scopes ?? DELEGATED_SCOPES).join(' ');
+  }
+
+  /** Discovery is done once per tenant segment and reused; a failed discovery is retried next time. */
+  private configFor(tenant: string): Promise<client.Configuration> {
+    let pending = this.configs.get(tenant);
+    if (!pending) {
+      pending = discoverIssuer({ ...this.opts, tenant }).catch((cause) => {
+        this.configs.delete(tenant);
+        throw new AgentError('AUTH_TRANSIENT', `Cannot read the identity provider's metadata at ${this.opts.authorityHost.origin}/${tenant}/v2.0: ${(cause as Error).message}`, {
+          remedy: 'Check MS_AUTHORITY_HOST and MS_TENANT, and that this machine reaches the identity provider (run mailbox-agent doctor).',
+          cause,
+        });
+      });
+      this.configs.set(tenant, pending);
+    }
+    return pending;
+  }
+
+  /** Where sign-in and refresh go: the pinned tenant once an account is known. */
+  private async tenantSegment(): Promise<string> {
+    const account = await this.opts.store.get<AccountInfo>(KEYS.account);
+    return account ? pinnedSegment(account.tid) : this.opts.tenant;
+  }
+
+  async startSignin(): Promise<{ url: string; pending: PendingSignin }> {
+    const config = await this.configFor(await this.tenantSegment());
+    const codeVerifier = client.randomPKCECodeVerifier();
+    const pending: PendingSignin = { state: client.randomState(), nonce: client.randomNonce(), codeVerifier, createdAt: this.now() };
+    const account = await this.opts.store.get<AccountInfo>(KEYS.account);
+    const params: Record<string, string> = {
+      redirect_uri: this.opts.redirectUri.href,
+      scope: this.scopes(),
+      response_type: 'code',
+      response_mode: 'query',
+      code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state: pending.state,
+      nonce: pending.nonce,
+      prompt: 'select_account',
+    };
+    const hint = this.opts.mailbox ?? account?.upn;
+    if (hint) params.login_hint = hint;
+    return { url: client.buildAuthorizationUrl(config, params).href, pending };
+  }
+
+  /**
+   * Redeems the authorization response. Nothing is stored unless every check passes:
+   * state, PKCE, nonce, id_token signature and issuer, MAILBOX restriction, same account as before.
+   */
+  async completeSignin(callbackUrl: URL, pending: PendingSignin): Promise<AccountInfo> {
+    if (this.now() - pending.createdAt > 10 * 60_000) {
+      throw new AgentError('SIGNIN_STATE_INVALID', 'This sign-in took longer than 10 minutes and has expired.', { remedy: `Start again: ${this.opts.signinUrl}`, status: 400 });
+    }
+    const error = callbackUrl.searchParams.get('error');
+    if (error) {
+      const description = callbackUrl.searchParams.get('error_description') ?? '';
+      const failure = classifyTokenError({ error, error_description: description });
+      throw new RemoteError('entra', 'SIGNIN_REFUSED', `Sign-in failed: ${description.split(/\r?\n/)[0] || error}`, {
+        remedy: failure.kind === 'config' ? `${failure.remedy}.` : `Try again: ${this.opts.signinUrl}`,
+        remoteCode: error,
+        status: 400,
+      });
+    }
+    const tenant = await this.tenantSegment();
+    const config = await this.configFor(tenant);
+    let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
+    try {
+      tokens = await client.authorizationCodeGrant(config, callbackUrl, {
+        pkceCodeVerifier: pending.codeVerifier,
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+        idTokenExpected: true,
+      });
+    } catch (cause) {
+      throw this.signinError(cause);
+    }
+    const claims = tokens.claims();
+    if (!claims) throw new AgentError('SIGNIN_REFUSED', 'The identity provider returned no id_token.', { remedy: 'Check that the app may request the openid scope.', status: 400 });
+    const account = accountFromClaims(claims, this.now());
+    if (this.opts.mailbox && account.upn.toLowerCase() !== this.opts.mailbox.toLowerCase()) {
+      throw new AgentError('SIGNIN_REFUSED', `${account.upn} signed in, but this agent is set up for ${this.opts.mailbox} only (MAILBOX).`, {
+        remedy: `Sign in as ${this.opts.mailbox}, or change MAILBOX in .env.`,
+        status: 403,
+      });
+    }
+    const existing = await this.opts.store.get<AccountInfo>(KEYS.account);
+    if (existing && existing.oid !== account.oid) {
+      throw new AgentError('SIGNIN_REFUSED', `${account.upn} signed in, but the agent already belongs to ${existing.upn}.`, {
+        remedy: 'Run `mailbox-agent signout` (or use Sign out on the dashboard) first if you want to switch accounts.',
+        status: 409,
+      });
+    }
+    if (!tokens.refresh_token) {
+      throw new AgentError('SIGNIN_REFUSED', 'The identity provider returned no refresh token, so the agent could not run unattended.', {
+        remedy: 'Make sure the app may request offline_access, then sign in again.',
+        status: 400,
+      });
+    }
+    const now = this.now();
+    await this.opts.store.setSecret<StoredTokens>(KEYS.tokens, {
+      refreshToken: tokens.refresh_token,
+      accessToken: tokens.access_token,
+      accessTokenExpiresAt: expiresAt(tokens, now),
+      scope: tokens.scope,
+      refreshTokenIssuedAt: now,
+      lastRefreshAt: now,
+    });
+    await this.opts.store.set(KEYS.account, existing ? { ...account, signedInAt: now } : account);
+    await this.opts.store.delete(KEYS.problem);
+    this.opts.log.info({ upn: account.upn, tid: account.tid }, 'signed in');
+    return account;
+  }
+
+  async getAccessToken(options: { forceRefresh?: boolean } = {}): Promise<string> {
+    const stored = await this.loadTokens();
+    if (!options.forceRefresh && stored.accessToken && (stored.accessTokenExpiresAt ?? 0) - EXPIRY_MARGIN_MS > this.now()) {
+      return stored.accessToken;
+    }
+    const refreshed = await this.refresh();
+    return refreshed.accessToken!;
+  }
+
+  /** One refresh at a time in this process: concurrent callers share the in-flight one. */
+  refresh(): Promise<StoredTokens> {
+    this.refreshing ??= this.refreshOnce().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<StoredTokens> {
+    const stored = await this.loadTokens();
+    const config = await this.configFor(await this.tenantSegment());
+    let response: client.TokenEndpointResponse;
+    try {
+      response = await client.refreshTokenGrant(config, stored.refreshToken, { scope: this.scopes() });
+    } catch (cause) {
+      throw await this.refreshError(cause);
+    }
+    const now = this.now();
+    const next: StoredTokens = {
+      // Entra rotates the refresh token on every use; keep the old one only if none came back.
+      refreshToken: response.refresh_token ?? stored.refreshToken,
+      accessToken: response.access_token,
+      accessTokenExpiresAt: expiresAt(response, now),
+      scope: response.scope ?? stored.scope,
+      refreshTokenIssuedAt: response.refresh_token ? now : stored.refreshTokenIssuedAt,
+      lastRefreshAt: now,
+    };
+    // Persist the rotated refresh token before anyone uses the new access token.
+    await this.opts.store.setSecret(KEYS.tokens, next);
+    await this.opts.store.delete(KEYS.problem);
+    this.opts.log.debug('access token refreshed');
+    return next;
+  }
+
+  private async loadTokens(): Promise<StoredTokens> {
+    const tokens = await this.opts.store.getSecret<StoredTokens>(KEYS.tokens);
+    if (tokens) return tokens;
+    const problem = await this.opts.store.get<AuthProblem>(KEYS.problem);
+    if (problem) {
+      throw new AgentError('NEEDS_SIGNIN', problem.reason, { remedy: problem.remedy, status: 401 });
+    }
+    throw new AgentError('SIGNED_OUT', 'Nobody is signed in.', { remedy: `Sign in: ${this.opts.signinUrl}`, status: 401 });
+  }
+
+  private async refreshError(cause: unknown): Promise<AgentError> {
+    const failure = classifyClientError(cause);
+    if (failure.kind === 'transient') {
+      return new RemoteError('entra', 'AUTH_TRANSIENT', `Refreshing the token failed for now: ${failure.reason}`, { remedy: failure.remedy, cause, remoteCode: failure.error });
+    }
+    const remedy = failure.kind === 'needs-signin' ? `${failure.remedy}: ${this.opts.signinUrl}` : `${failure.remedy}.`;
+    const problem: AuthProblem = { kind: failure.kind, reason: failure.reason, remedy, aadsts: failure.aadsts, error: failure.error, at: this.now() };
+    await this.opts.store.set(KEYS.problem, problem);
+    if (failure.kind === 'needs-signin') {
+      // The grant is dead: keep its error, not the token.
+      await this.opts.store.delete(KEYS.tokens);
+      this.opts.log.warn({ reason: failure.reason, aadsts: failure.aadsts }, 'a new sign-in is needed');
+      return new RemoteError('entra', 'NEEDS_SIGNIN', failure.reason, { remedy, cause, remoteCode: failure.error, status: 401 });
+    }
+    this.opts.log.error({ reason: failure.reason, aadsts: failure.aadsts }, 'the identity provider refused the configuration');
+    return new RemoteError('entra', 'AUTH_CONFIG', failure.reason, { remedy, cause, remoteCode: failure.error });
+  }
+
+  private signinError(cause: unknown): AgentError {
+    const failure = classifyClientError(cause);
+    const code = (cause as { code?: string }).code;
+    if (code === 'OAUTH_INVALID_RESPONSE' || code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
+      return new AgentError('SIGNIN_STATE_INVALID', `The sign-in response failed a security check: ${(cause as Error).message}.`, { remedy: `Start again: ${this.opts.signinUrl}`, cause, status: 400 });
+    }
+    return new RemoteError('entra', 'SIGNIN_REFUSED', `Sign-in failed: ${failure.reason}`, {
+      remedy: failure.kind === 'config' ? `${failure.remedy}.` : `Try again: ${this.opts.signinUrl}`,
+      cause,
+      remoteCode: failure.error,
+      status: 400,
+    });
+  }
+
+  async status(): Promise<AuthStatus> {
+    const account = (await this.opts.store.get<AccountInfo>(KEYS.account)) ?? null;
+    const problem = await this.opts.store.get<AuthProblem>(KEYS.problem);
+    let tokens: StoredTokens | undefined;
+    try {
+      tokens = await this.opts.store.getSecret<StoredTokens>(KEYS.tokens);
+    } catch (error) {
+      return { mode: 'delegated', state: 'needs-signin', account: publicAccount(account), reason: (error as AgentError).message, remedy: (error as AgentError).remedy };
+    }
+    if (tokens && !(problem && problem.kind === 'config')) {
+      return {
+        mode: 'delegated',
+        state: 'ready',
+        account: publicAccount(account),
+        accessTokenExpiresAt: tokens.accessTokenExpiresAt ? new Date(tokens.accessTokenExpiresAt).toISOString() : undefined,
+        lastRefreshAt: new Date(tokens.lastRefreshAt).toISOString(),
+        refreshTokenIssuedAt: new Date(tokens.refreshTokenIssuedAt).toISOString(),
+      };
+    }
+    if (problem) return { mode: 'delegated', state: 'needs-signin', account: publicAccount(account), reason: problem.reason, remedy: problem.remedy };
+    return { mode: 'delegated', state: 'signed-out', account: null, remedy: `Sign in: ${this.opts.signinUrl}` };
+  }
+
+  /** Forgets every token of the account; the account record goes too, so another user may sign in. */
+  async signout(): Promise<AccountInfo | undefined> {
+    const account = await this.opts.store.get<AccountInfo>(KEYS.account);
+    await this.opts.store.delete(KEYS.tokens);
+    await this.opts.store.delete(KEYS.problem);
+    await this.opts.store.delete(KEYS.account);
+    this.opts.log.info({ upn: account?.upn }, 'signed out');
+    return account;
+  }
+
+  async account(): Promise<AccountInfo | undefined> {
+    return this.opts.store.get<AccountInfo>(KEYS.account);
+  }
+}
+
+/** Personal Microsoft accounts are pinned to `consumers`; work accounts to their tenant GUID. */
+export function pinnedSegment(tid: string): string {
+  return tid === MSA_TENANT_ID ? 'consumers' : tid;
+}
+
+function accountFromClaims(claims: client.IDToken, now: number): AccountInfo {
+  const str = (k: string) => (typeof claims[k] === 'string' ? (claims[k] as string) : undefined);
+  const oid = str('oid') ?? claims.sub;
+  const tid = str('tid');
+  const upn = str('preferred_username') ?? str('email') ?? str('upn');
+  if (!tid || !upn) {
+    throw new AgentError('SIGNIN_REFUSED', `The id_token lacks ${!tid ? 'tid' : 'preferred_username'}, which the agent needs to pin the account.`, {
+      remedy: 'Request the profile scope and use a v2.0 endpoint.',
+      status: 400,
+    });
+  }
+  return { upn, oid, tid, name: str('name'), signedInAt: now };
+}
+
+function publicAccount(account: AccountInfo | null): AuthStatus['account'] {
+  return account ? { upn: account.upn, oid: account.oid, tid: account.tid } : null;
+}
+
+function expiresAt(tokens: client.TokenEndpointResponse, now: number): number | undefined {
+  // expires_in may arrive as a string (MSAL parses both) [msal-common ResponseHandler].
+  const seconds = Number(tokens.expires_in);
+  return Number.isFinite(seconds) && seconds > 0 ? now + seconds * 1000 : undefined;
+}
+
+/** Maps openid-client errors to a failure class: the server said no (body) vs network vs our own check. */
+export function classifyClientError(cause: unknown): ClassifiedFailure {
+  if (cause instanceof client.ResponseBodyError) {
+    return classifyTokenError(cause.cause as Record<string, unknown>, cause.status);
+  }
+  if (cause instanceof client.AuthorizationResponseError) {
+    return classifyTokenError({ error: cause.error, error_description: cause.error_description });
+  }
+  const code = (cause as { code?: string }).code ?? '';
+  const status = ((cause as { cause?: { status?: number } }).cause?.status);
+  if (typeof status === 'number') return classifyTokenError(undefined, status);
+  if (code.startsWith('OAUTH_JWT') || code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' || code === 'OAUTH_INVALID_RESPONSE') {
+    return { kind: 'config', reason: `The identity provider's response failed a check: ${(cause as Error).message}`, remedy: 'Check MS_AUTHORITY_HOST and MS_TENANT (run mailbox-agent doctor)' };
+  }
+  return { kind: 'transient', reason: `The identity provider could not be reached (${(cause as Error).message})`, remedy: 'Nothing to do: the agent retries' };
+}

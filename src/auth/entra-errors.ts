@@ -1,0 +1,90 @@
+/**
+ * What a token-endpoint error means for the person running the agent.
+ * Codes and meanings: ../shared/MICROSOFT.md "Errors from the token endpoint" (entra-docs reference-error-codes,
+ * refresh-tokens) and msal-common InteractionRequiredAuthError.ts for the standard OAuth errors.
+ */
+export type FailureClass = 'needs-signin' | 'config' | 'transient';
+
+export interface ClassifiedFailure {
+  kind: FailureClass;
+  /** AADSTS number when the body carried one. */
+  aadsts?: number;
+  /** The OAuth `error` field. */
+  error?: string;
+  /** Plain words: what happened. */
+  reason: string;
+  /** What to do (without the sign-in URL, which the caller appends). */
+  remedy: string;
+}
+
+interface CatalogueEntry {
+  kind: FailureClass;
+  reason: string;
+  remedy: string;
+}
+
+const SIGN_IN = 'Sign in again';
+
+const AADSTS: Record<number, CatalogueEntry> = {
+  70008: { kind: 'needs-signin', reason: 'The sign-in has expired or was revoked', remedy: SIGN_IN },
+  700082: { kind: 'needs-signin', reason: 'The refresh token expired after 90 days without use', remedy: `${SIGN_IN}; the agent refreshes at least every KEEPALIVE_DAYS while it runs so this does not recur` },
+  700081: { kind: 'needs-signin', reason: 'The refresh token reached its maximum lifetime', remedy: SIGN_IN },
+  700084: { kind: 'needs-signin', reason: 'The refresh token reached the 24-hour lifetime of single-page-app redirect URIs', remedy: `${SIGN_IN}, and register the redirect URI under "Mobile and desktop applications" or "Web", not "Single-page application"` },
+  50173: { kind: 'needs-signin', reason: 'Your tokens were revoked, for example because your password was changed', remedy: SIGN_IN },
+  65001: { kind: 'needs-signin', reason: 'Consent to the app is missing or was withdrawn', remedy: `${SIGN_IN} and accept the permissions` },
+  50076: { kind: 'needs-signin', reason: 'Multi-factor authentication is required', remedy: `${SIGN_IN} in a browser and complete MFA` },
+  50079: { kind: 'needs-signin', reason: 'You must enrol in multi-factor authentication', remedy: `${SIGN_IN} in a browser and complete the MFA enrolment` },
+  50078: { kind: 'needs-signin', reason: 'Your multi-factor authentication has expired', remedy: `${SIGN_IN} in a browser and complete MFA` },
+  70043: { kind: 'needs-signin', reason: "Your organisation's sign-in frequency policy requires a new sign-in", remedy: SIGN_IN },
+  53003: { kind: 'needs-signin', reason: 'Conditional Access blocked the sign-in', remedy: `${SIGN_IN} from a device and location the policy allows, or ask your admin which policy applies` },
+  90094: { kind: 'config', reason: 'An administrator must consent to the app', remedy: 'Ask a tenant admin to grant admin consent: https://login.microsoftonline.com/{tenant}/adminconsent?client_id={clientId}' },
+  700016: { kind: 'config', reason: 'The app (MS_CLIENT_ID) was not found in the tenant', remedy: 'Check MS_CLIENT_ID and MS_TENANT in .env, and that the app registration is multi-tenant if you sign in from another tenant' },
+  7000215: { kind: 'config', reason: 'The client secret is wrong', remedy: 'Put the secret\'s Value (not its Secret ID) into MS_CLIENT_SECRET in .env' },
+  7000222: { kind: 'config', reason: 'The client secret has expired', remedy: 'Create a new secret under Certificates & secrets in the app registration and put its Value into MS_CLIENT_SECRET' },
+  700027: { kind: 'config', reason: 'The certificate is not registered on the app', remedy: 'Upload MS_CLIENT_CERT under Certificates & secrets of the app registration (mailbox-agent cert create prints its thumbprint)' },
+  7000112: { kind: 'config', reason: 'The application is disabled', remedy: 'Ask a tenant admin to enable the enterprise application' },
+  50011: { kind: 'config', reason: 'The redirect URI is not registered on the app', remedy: 'Add MS_REDIRECT_URI exactly as configured to the app registration\'s redirect URIs' },
+};
+
+/** Standard OAuth/OIDC errors (RFC 6749 §5.2, OIDC Core §3.1.2.6). */
+const STANDARD: Record<string, CatalogueEntry> = {
+  invalid_grant: { kind: 'needs-signin', reason: 'The identity provider no longer accepts the stored sign-in (invalid_grant)', remedy: SIGN_IN },
+  interaction_required: { kind: 'needs-signin', reason: 'The identity provider requires you to interact (interaction_required)', remedy: SIGN_IN },
+  consent_required: { kind: 'needs-signin', reason: 'Consent is required (consent_required)', remedy: `${SIGN_IN} and accept the permissions` },
+  login_required: { kind: 'needs-signin', reason: 'The identity provider requires a new login (login_required)', remedy: SIGN_IN },
+  invalid_client: { kind: 'config', reason: 'The identity provider rejected the client credentials (invalid_client)', remedy: 'Check MS_CLIENT_ID and MS_CLIENT_SECRET / MS_CLIENT_CERT in .env' },
+  unauthorized_client: { kind: 'config', reason: 'The app may not use this grant (unauthorized_client)', remedy: 'Enable public client flows (or the needed platform) in the app registration' },
+  invalid_scope: { kind: 'config', reason: 'A requested permission is not valid (invalid_scope)', remedy: 'Check the API permissions of the app registration' },
+  access_denied: { kind: 'needs-signin', reason: 'The sign-in was cancelled or denied (access_denied)', remedy: `${SIGN_IN} and accept the permissions` },
+  temporarily_unavailable: { kind: 'transient', reason: 'The identity provider is temporarily unavailable', remedy: 'Nothing to do: the agent retries' },
+  server_error: { kind: 'transient', reason: 'The identity provider had an internal error', remedy: 'Nothing to do: the agent retries' },
+};
+
+/** Extracts the AADSTS number from `error_codes` or the `error_description` text. */
+export function aadstsCode(body: { error_codes?: unknown; error_description?: unknown }): number | undefined {
+  if (Array.isArray(body.error_codes) && typeof body.error_codes[0] === 'number') return body.error_codes[0];
+  const m = typeof body.error_description === 'string' ? /AADSTS(\d+)/.exec(body.error_description) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Classifies an OAuth error body (or an HTTP status without one).
+ * Example: `classifyTokenError({ error: 'invalid_grant', error_codes: [50173] })` → needs-signin, "…password was changed…".
+ */
+export function classifyTokenError(body: { error?: unknown; error_description?: unknown; error_codes?: unknown } | undefined, httpStatus?: number): ClassifiedFailure {
+  const error = typeof body?.error === 'string' ? body.error : undefined;
+  const code = body ? aadstsCode(body) : undefined;
+  if (httpStatus !== undefined && (httpStatus >= 500 || httpStatus === 429)) {
+    return { kind: 'transient', aadsts: code, error, reason: `The identity provider answered HTTP ${httpStatus}`, remedy: 'Nothing to do: the agent retries' };
+  }
+  const entry = (code !== undefined ? AADSTS[code] : undefined) ?? (error ? STANDARD[error] : undefined);
+  if (entry) {
+    const suffix = code !== undefined ? ` (AADSTS${code})` : '';
+    return { kind: entry.kind, aadsts: code, error, reason: `${entry.reason}${suffix}.`, remedy: entry.remedy };
+  }
+  if (error === 'invalid_request' || error === 'unsupported_grant_type') {
+    return { kind: 'config', aadsts: code, error, reason: `The identity provider rejected the request (${error}${code ? `, AADSTS${code}` : ''}).`, remedy: 'Check the MS_* settings in .env; run mailbox-agent doctor' };
+  }
+  // An unknown error from the token endpoint: do not throw the token away for it.
+  return { kind: 'transient', aadsts: code, error, reason: `The identity provider refused the refresh (${error ?? `HTTP ${httpStatus ?? '?'}`}${code ? `, AADSTS${code}` : ''}).`, remedy: 'The agent retries; if it persists, run mailbox-agent doctor' };
+}

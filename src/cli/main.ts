@@ -1,0 +1,161 @@
+import { parseArgs } from 'node:util';
+import { AgentError, EXIT, describeError, exitCodeFor, loadConfig, type Config } from '../config/index.ts';
+import { createLogger, type Logger } from '../config/logger.ts';
+import { createRuntime, buildStatus, type Runtime } from './runtime.ts';
+
+const USAGE = `Usage: mailbox-agent <command> [options]
+
+Commands:
+  start                      web UI and scheduler (the sandbox too, when MS_CLIENT_ID is unset)
+  run <job> [--dry-run] [--json]
+                             run one job once now
+  status [--json]            who is signed in, token state, jobs
+  signout                    forget every token of the account
+  doctor                     check configuration, endpoints, token and jobs file
+  sandbox                    run the offline Microsoft 365 sandbox alone
+
+Exit status: 0 ok, 1 failed, 2 a person is needed (sign-in), 64 usage error.
+Examples:
+  mailbox-agent run triage --dry-run
+  mailbox-agent status --json`;
+
+/**
+ * The CLI's one exit: every command returns an exit status or throws; errors are printed once, here.
+ */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const json = rest.includes('--json');
+  try {
+    const handler = COMMANDS[command];
+    if (!handler) throw new AgentError('USAGE', `Unknown command "${command}".`, { remedy: 'Run mailbox-agent --help for the list.' });
+    return await handler(rest, env);
+  } catch (error) {
+    if (json && command === 'run') {
+      console.log(JSON.stringify({ job: rest.find((a) => !a.startsWith('-')) ?? null, ok: false, dryRun: rest.includes('--dry-run'), examined: 0, actions: [], graphRequests: 0, error: describeError(error) }));
+    } else {
+      console.error(`mailbox-agent: ${describeError(error).replace(/\n/g, '\n  ')}`);
+    }
+    return exitCodeFor(error);
+  }
+}
+
+type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+
+function parse(args: string[], options: Record<string, { type: 'boolean' | 'string'; short?: string }>, positionals = 0) {
+  try {
+    const parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true });
+    if (parsed.positionals.length > positionals) throw new Error(`unexpected argument "${parsed.positionals[positionals]}"`);
+    return parsed;
+  } catch (error) {
+    throw new AgentError('USAGE', (error as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''), { remedy: 'Run mailbox-agent --help.' });
+  }
+}
+
+function setup(env: NodeJS.ProcessEnv, quiet = false): { config: Config; log: Logger } {
+  const config = loadConfig(env);
+  const log = createLogger({ level: quiet && config.logLevel === 'info' ? 'warn' : config.logLevel });
+  return { config, log };
+}
+
+async function withRuntime<T>(env: NodeJS.ProcessEnv, quiet: boolean, work: (rt: Runtime) => Promise<T>): Promise<T> {
+  const { config, log } = setup(env, quiet);
+  const rt = await createRuntime(config, { log, sandbox: 'shared' });
+  try {
+    return await work(rt);
+  } finally {
+    await rt.close();
+  }
+}
+
+const COMMANDS: Record<string, Command> = {
+  async start(args, env) {
+    parse(args, {});
+    const { config, log } = setup(env);
+    const { startServer } = await import('./server.ts');
+    await startServer(config, log);
+    return new Promise<number>(() => undefined);
+  },
+
+  async run(args, env) {
+    const { values, positionals } = parse(args, { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, 1);
+    const name = positionals[0];
+    if (!name) throw new AgentError('USAGE', 'Which job? mailbox-agent run <job>.', { remedy: 'The jobs are listed by mailbox-agent status.' });
+    return withRuntime(env, Boolean(values.json), async (rt) => {
+      const result = await rt.runner.run(name, { dryRun: Boolean(values['dry-run']) });
+      if (values.json) {
+        const { errorCode: _code, startedAt: _s, finishedAt: _f, ...rest } = result;
+        console.log(JSON.stringify({ ...rest, startedAt: result.startedAt, finishedAt: result.finishedAt }));
+      } else {
+        const verb = result.dryRun ? 'would take' : 'took';
+        console.log(`${result.job}: examined ${result.examined} message(s), ${verb} ${result.actions.length} action(s), ${result.graphRequests} Graph request(s).`);
+        for (const a of result.actions) console.log(`  ${a.result.padEnd(7)} ${a.rule}: ${a.action}${a.value !== undefined && a.value !== true ? ` ${JSON.stringify(a.value)}` : ''}  "${a.subject ?? a.messageId}"${a.error ? ` (${a.error})` : ''}`);
+        if (!result.ok) console.error(`mailbox-agent: ${result.job} failed: ${result.error}`);
+      }
+      if (result.ok) return EXIT.ok;
+      return result.errorCode === 'SIGNED_OUT' || result.errorCode === 'NEEDS_SIGNIN' || result.errorCode === 'AUTH_CONFIG' ? EXIT.needsPerson : EXIT.failed;
+    });
+  },
+
+  async status(args, env) {
+    const { values } = parse(args, { json: { type: 'boolean' } });
+    return withRuntime(env, true, async (rt) => {
+      const status = await buildStatus(rt);
+      if (values.json) {
+        console.log(JSON.stringify(status));
+      } else {
+        console.log(`mode: ${status.mode} (${status.target})`);
+        console.log(`account: ${status.account ? `${status.account.upn} (tenant ${status.account.tid})` : 'none'}`);
+        console.log(`state: ${status.state}${status.reason ? `: ${status.reason}` : ''}`);
+        if (status.remedy) console.log(`to do: ${status.remedy}`);
+        for (const job of status.jobs) {
+          const last = job.lastResult ? `${job.lastRun} ${job.lastResult.ok ? 'ok' : `failed: ${job.lastResult.error}`}` : 'never';
+          console.log(`job ${job.name}: "${job.schedule}", next ${job.nextRun ?? '-'}, last ${last}`);
+        }
+      }
+      return status.state === 'ready' ? EXIT.ok : EXIT.needsPerson;
+    });
+  },
+
+  async signout(args, env) {
+    parse(args, {});
+    return withRuntime(env, true, async (rt) => {
+      const account = await rt.auth.signout();
+      console.log(account ? `Signed out ${account.upn}: every token is erased.` : 'Nobody was signed in; nothing to erase.');
+      console.log("To revoke the app's access at Microsoft too: https://myapps.microsoft.com (work or school) or https://account.live.com/consent/Manage (personal).");
+      return EXIT.ok;
+    });
+  },
+
+  async doctor(args, env) {
+    parse(args, {});
+    const { runDoctor } = await import('./doctor.ts');
+    return runDoctor(env);
+  },
+
+  async sandbox(args, env) {
+    parse(args, {});
+    const { config, log } = setup(env);
+    const { startSandbox } = await import('../sandbox/index.ts');
+    const path = await import('node:path');
+    const sandbox = await startSandbox({ dataDir: path.join(config.dataDir, 'sandbox'), port: config.sandboxPort });
+    log.info({ url: sandbox.url, ca: sandbox.caPath }, `The Microsoft 365 sandbox is running at ${sandbox.url} (client id ${sandbox.clientId}; users ${sandbox.users.map((u) => u.upn).join(', ')}, password "${sandbox.users[0]?.password}").`);
+    const stop = async () => {
+      await sandbox.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return new Promise<number>(() => undefined);
+  },
+};
+
+const isEntry = process.argv[1] && /(?:bin\.js|main\.ts)$/.test(process.argv[1]);
+if (isEntry) {
+  main(process.argv.slice(2)).then((code) => {
+    if (code !== undefined) process.exitCode = code;
+  });
+}

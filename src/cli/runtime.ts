@@ -1,0 +1,160 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { DelegatedAuth } from '../auth/index.ts';
+import type { Config } from '../config/index.ts';
+import { AgentError } from '../config/errors.ts';
+import { loadJobsFile, type JobsFile } from '../config/jobs-file.ts';
+import type { Logger } from '../config/logger.ts';
+import { createFetch, type FetchLike } from '../config/transport.ts';
+import { GraphClient } from '../graph/client.ts';
+import { JobRunner, nextRunOf } from '../jobs/index.ts';
+import type { Sandbox } from '../sandbox/index.ts';
+import { loadOrCreateTokenKey, openStore, type Store } from '../store/index.ts';
+
+/** Everything the CLI, the web app and the scheduler share; wired once in `createRuntime`. */
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  store: Store;
+  auth: DelegatedAuth;
+  graph: GraphClient;
+  jobs: JobsFile;
+  runner: JobRunner;
+  fetch: FetchLike;
+  /** The endpoints actually used: the sandbox's when MS_CLIENT_ID is unset. */
+  endpoints: { authorityHost: URL; graphUrl: URL; clientId: string; tenant: string; sandbox: boolean };
+  /** Where a person opens the UI, and where sign-in starts. */
+  publicUrl: string;
+  signinUrl: string;
+  /** Set when this process runs the sandbox itself. */
+  sandbox?: Sandbox;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  log: Logger;
+  /** 'own': this process runs the sandbox (npm start). 'shared': use a running one, else start one for this process. */
+  sandbox?: 'own' | 'shared';
+  now?: () => number;
+}
+
+/**
+ * Builds the runtime from a validated config. Example: `const rt = await createRuntime(loadConfig(process.env), { log })`.
+ */
+export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
+  const log = options.log;
+  const jobs = await loadJobsFile(config.agentConfigPath);
+  const closers: (() => Promise<void>)[] = [];
+  let sandbox: Sandbox | undefined;
+  let endpoints: Runtime['endpoints'];
+  let fetchImpl: FetchLike;
+
+  if (config.authMode === 'app-only') {
+    throw new AgentError('CONFIG_INVALID', 'AUTH_MODE=app-only is not available in this version of mailbox-agent.', { remedy: 'Use AUTH_MODE=delegated (the default) and sign in once.' });
+  }
+
+  if (config.target === 'sandbox') {
+    const found = await connectOrStartSandbox(config, options.sandbox ?? 'shared', log);
+    sandbox = found.sandbox;
+    if (sandbox) closers.push(() => sandbox!.close());
+    const url = new URL(found.url);
+    endpoints = { authorityHost: url, graphUrl: url, clientId: found.clientId, tenant: config.tenant, sandbox: true };
+    fetchImpl = createFetch({ origins: [found.url], caPem: found.caPem });
+  } else {
+    endpoints = { authorityHost: config.authorityHost, graphUrl: config.graphUrl, clientId: config.clientId!, tenant: config.tenant, sandbox: false };
+    fetchImpl = createFetch();
+  }
+
+  const store = await openStore(config.storeUrl, loadOrCreateTokenKey(config.dataDir, config.tokenKey));
+  closers.unshift(() => store.close());
+  const publicUrl = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  const signinUrl = `${publicUrl}/auth/signin`;
+  const auth = new DelegatedAuth({
+    clientId: endpoints.clientId,
+    clientSecret: config.clientSecret,
+    tenant: endpoints.tenant,
+    authorityHost: endpoints.authorityHost,
+    redirectUri: config.redirectUri,
+    mailbox: config.mailbox,
+    store,
+    fetch: fetchImpl,
+    log: log.child({ component: 'auth' }),
+    signinUrl,
+    now: options.now,
+  });
+  const graph = new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
+  const runner = new JobRunner({ jobs, graph, mailboxRoot: '/me', store, log: log.child({ component: 'jobs' }) });
+  return {
+    config, log, store, auth, graph, jobs, runner, fetch: fetchImpl, endpoints, publicUrl, signinUrl, sandbox,
+    async close() {
+      for (const close of closers) await close().catch((error) => log.warn({ err: error }, 'error while closing'));
+    },
+  };
+}
+
+/** The JSON of `status --json` and `GET /api/status` (DESIGN.md). */
+export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date | null) {
+  const auth = await rt.auth.status();
+  const jobs = await Promise.all(
+    rt.jobs.jobs.map(async (job) => {
+      const last = await rt.runner.lastRun(job.name);
+      const next = nextRun?.(job.name) ?? nextRunOf(job.schedule, rt.jobs.timezone);
+      return {
+        name: job.name,
+        type: job.type,
+        schedule: job.schedule,
+        nextRun: next ? next.toISOString() : null,
+        lastRun: last?.at ?? null,
+        lastResult: last ? { ok: last.ok, examined: last.examined, actions: last.actions, failedActions: last.failedActions, ...(last.error ? { error: last.error } : {}) } : null,
+      };
+    }),
+  );
+  return {
+    mode: auth.mode,
+    target: rt.endpoints.sandbox ? 'sandbox' : 'microsoft',
+    account: auth.account,
+    state: auth.state,
+    ...(auth.reason ? { reason: auth.reason } : {}),
+    ...(auth.remedy ? { remedy: auth.remedy } : {}),
+    ...(auth.accessTokenExpiresAt ? { accessTokenExpiresAt: auth.accessTokenExpiresAt } : {}),
+    ...(auth.lastRefreshAt ? { lastRefreshAt: auth.lastRefreshAt } : {}),
+    ...(auth.refreshTokenIssuedAt ? { refreshTokenIssuedAt: auth.refreshTokenIssuedAt } : {}),
+    signinUrl: rt.signinUrl,
+    jobs,
+  };
+}
+export type Status = Awaited<ReturnType<typeof buildStatus>>;
+
+async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log: Logger): Promise<{ url: string; caPem: string; clientId: string; sandbox?: Sandbox }> {
+  const { startSandbox, SANDBOX_CLIENT_ID } = await import('../sandbox/index.ts');
+  const dataDir = path.join(config.dataDir, 'sandbox');
+  const url = `https://127.0.0.1:${config.sandboxPort}`;
+  if (mode === 'shared' && (await sandboxAnswers(url, path.join(dataDir, 'ca.pem')))) {
+    log.debug({ url }, 'using the running sandbox');
+    return { url, caPem: readFileSync(path.join(dataDir, 'ca.pem'), 'utf8'), clientId: SANDBOX_CLIENT_ID };
+  }
+  try {
+    const sandbox = await startSandbox({ dataDir, port: config.sandboxPort });
+    return { url: sandbox.url, caPem: sandbox.caPem, clientId: sandbox.clientId, sandbox };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      if (await sandboxAnswers(url, path.join(dataDir, 'ca.pem'))) {
+        return { url, caPem: readFileSync(path.join(dataDir, 'ca.pem'), 'utf8'), clientId: SANDBOX_CLIENT_ID };
+      }
+      throw new AgentError('CONFIG_INVALID', `Port ${config.sandboxPort} is taken by something that is not the sandbox.`, { remedy: 'Set SANDBOX_PORT to a free port in .env.', cause: error });
+    }
+    throw error;
+  }
+}
+
+async function sandboxAnswers(url: string, caPath: string): Promise<boolean> {
+  if (!existsSync(caPath)) return false;
+  const f = createFetch({ origins: [url], caPem: readFileSync(caPath, 'utf8') });
+  try {
+    const response = await f(`${url}/common/v2.0/.well-known/openid-configuration`, { signal: AbortSignal.timeout(2000) });
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}

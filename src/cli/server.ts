@@ -1,0 +1,45 @@
+import type { Server } from 'node:http';
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../config/logger.ts';
+import { Scheduler } from '../jobs/index.ts';
+import { createApp } from '../web/index.ts';
+import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
+
+/**
+ * `mailbox-agent start`: the sandbox (when no tenant is configured), the web UI and the scheduler.
+ * Reads top to bottom: runtime → app → listen → schedule → shut down on a signal.
+ */
+export async function startServer(config: Config, log: Logger): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
+  const rt = await createRuntime(config, { log, sandbox: 'own' });
+  if (rt.endpoints.sandbox) {
+    log.info(`mailbox-agent is running against the built-in Microsoft 365 sandbox (MS_CLIENT_ID is not set). Open ${rt.publicUrl} and sign in as alice@contoso.test (password: sandbox).`);
+  } else {
+    log.info(`mailbox-agent is running for client ${config.clientId} at ${rt.endpoints.authorityHost.origin}. Open ${rt.publicUrl}`);
+  }
+  const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone);
+  const app = createApp({
+    auth: rt.auth,
+    runner: rt.runner,
+    status: () => buildStatus(rt, (name) => scheduler.nextRun(name)),
+    log: log.child({ component: 'web' }),
+    redirectUri: config.redirectUri,
+    adminPassword: config.adminPassword,
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  scheduler.start();
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('shutting down');
+      await scheduler.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rt.close();
+    })());
+  const onSignal = () => void stop().then(() => process.exit(0));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return { rt, server, stop };
+}

@@ -1,0 +1,219 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import dotenv from 'dotenv';
+import { ENV_VARS } from './env-schema.ts';
+import { AgentError } from './errors.ts';
+
+export { AgentError, RemoteError, EXIT, exitCodeFor, describeError } from './errors.ts';
+export type { ErrorCode } from './errors.ts';
+export { ENV_VARS } from './env-schema.ts';
+
+export interface Config {
+  /** 'sandbox' when MS_CLIENT_ID is unset: the agent starts and uses the built-in emulator. */
+  target: 'sandbox' | 'microsoft';
+  clientId?: string;
+  tenant: string;
+  clientSecret?: string;
+  clientCertPath?: string;
+  clientKeyPath?: string;
+  redirectUri: URL;
+  authorityHost: URL;
+  graphUrl: URL;
+  authMode: 'delegated' | 'app-only';
+  mailbox?: string;
+  storeUrl: string;
+  tokenKey?: Buffer;
+  host: string;
+  port: number;
+  adminPassword?: string;
+  agentConfigPath: string;
+  notifyUrl?: URL;
+  notifyRepeatHours: number;
+  keepaliveDays: number;
+  canaryMailbox?: string;
+  confinementTtlMs: number;
+  allowUnconfined: boolean;
+  dataDir: string;
+  sandboxPort: number;
+  logLevel: string;
+}
+
+export interface ConfigProblem {
+  key: string;
+  message: string;
+  line?: number;
+}
+
+export class ConfigError extends AgentError {
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[], source: string) {
+    const lines = problems.map((p) => `  - ${p.line ? `${source}:${p.line} ` : ''}${p.key}: ${p.message}`);
+    super('CONFIG_INVALID', `The configuration is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, {
+      remedy: `Fix ${problems.length === 1 ? 'it' : 'them'} in ${source} or the environment; every variable is described in .env.example.`,
+    });
+    this.problems = problems;
+  }
+}
+
+const KNOWN_KEYS = new Set(ENV_VARS.map((v) => v.key));
+const OUR_PREFIXES = /^(MS_|AUTH_|TOKEN_|STORE_|NOTIFY_|CANARY_|CONFINEMENT_|ALLOW_|AGENT_|ADMIN_|KEEPALIVE_|SANDBOX_|MAILBOX)/;
+
+/**
+ * Reads a `.env` file strictly: every line must be blank, a comment, or KEY=VALUE.
+ * dotenv alone skips lines it cannot parse, which would hide a typo such as `MS_CLIENT_ID 1234`.
+ * Example: `readEnvFile('.env')` → `{ values: { MS_CLIENT_ID: '…' }, problems: [] }`.
+ */
+export function readEnvFile(file: string): { values: Record<string, string>; problems: ConfigProblem[] } {
+  if (!existsSync(file)) return { values: {}, problems: [] };
+  const text = readFileSync(file, 'utf8');
+  const problems: ConfigProblem[] = [];
+  const keyLines = new Map<string, number>();
+  let quote: string | null = null;
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (quote) {
+      if (line.endsWith(quote)) quote = null;
+      return;
+    }
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) {
+      problems.push({ key: line.slice(0, 40), line: i + 1, message: 'is not KEY=VALUE. Write it as NAME=value (quote values with spaces or #).' });
+      return;
+    }
+    const [, key, value] = m as unknown as [string, string, string];
+    const opener = value[0];
+    if ((opener === '"' || opener === "'" || opener === '`') && !(value.length > 1 && value.trimEnd().endsWith(opener))) quote = opener;
+    if (keyLines.has(key)) problems.push({ key, line: i + 1, message: `is set twice (first on line ${keyLines.get(key)}). Keep one.` });
+    keyLines.set(key, i + 1);
+    if (!KNOWN_KEYS.has(key) && OUR_PREFIXES.test(key)) {
+      const guess = closest(key, [...KNOWN_KEYS]);
+      problems.push({ key, line: i + 1, message: `is not a variable the agent knows.${guess ? ` Did you mean ${guess}?` : ''} See .env.example.` });
+    }
+  });
+  if (quote) problems.push({ key: 'quote', message: `a ${quote}-quoted value is never closed. Close the quote.` });
+  const values = dotenv.parse(text);
+  for (const [k, line] of keyLines) if (!(k in values)) problems.push({ key: k, line, message: 'could not be parsed. Check its quotes.' });
+  return { values, problems };
+}
+
+export interface LoadConfigOptions {
+  /** Path of the .env file; default `.env` in cwd. Values in `env` win over the file, as with dotenv. */
+  envFile?: string | false;
+  cwd?: string;
+}
+
+/**
+ * Reads and validates the whole configuration once. Nothing else reads process.env.
+ * Example: `const config = loadConfig(process.env)`; throws ConfigError listing every bad key with its fix.
+ */
+export function loadConfig(env: Record<string, string | undefined>, options: LoadConfigOptions = {}): Config {
+  const cwd = options.cwd ?? process.cwd();
+  const envFile = options.envFile === false ? undefined : path.resolve(cwd, options.envFile ?? '.env');
+  const fromFile = envFile ? readEnvFile(envFile) : { values: {}, problems: [] };
+  const problems: ConfigProblem[] = [...fromFile.problems];
+  const merged: Record<string, string | undefined> = { ...fromFile.values };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
+
+  const values: Record<string, unknown> = {};
+  for (const v of ENV_VARS) {
+    let raw = merged[v.key];
+    if (raw !== undefined && raw.trim() === '') raw = undefined;
+    raw ??= v.default;
+    if (raw === undefined) continue;
+    const result = v.schema.safeParse(raw);
+    if (result.success) values[v.key] = result.data;
+    else problems.push({ key: v.key, message: `${result.error.issues[0]?.message ?? 'is invalid'} (got "${redactValue(v.key, raw)}").` });
+  }
+  const get = <T>(key: string) => values[key] as T;
+
+  const clientId = get<string | undefined>('MS_CLIENT_ID');
+  const authMode = get<Config['authMode']>('AUTH_MODE') ?? 'delegated';
+  const host = get<string>('HOST') ?? '127.0.0.1';
+  const adminPassword = get<string | undefined>('ADMIN_PASSWORD');
+  if (host && !isLoopback(host) && !adminPassword) {
+    problems.push({ key: 'HOST', message: `is "${host}", reachable from other machines, but ADMIN_PASSWORD is not set. Set ADMIN_PASSWORD, or HOST=127.0.0.1 and reach the UI through an SSH tunnel.` });
+  }
+  const cert = get<string | undefined>('MS_CLIENT_CERT');
+  const key = get<string | undefined>('MS_CLIENT_KEY');
+  if (Boolean(cert) !== Boolean(key)) {
+    problems.push({ key: cert ? 'MS_CLIENT_KEY' : 'MS_CLIENT_CERT', message: 'MS_CLIENT_CERT and MS_CLIENT_KEY go together. Set both paths (mailbox-agent cert create makes a pair).' });
+  }
+  for (const [k, p] of [['MS_CLIENT_CERT', cert], ['MS_CLIENT_KEY', key]] as const) {
+    if (p && !existsSync(path.resolve(cwd, p))) problems.push({ key: k, message: `names ${p}, which does not exist. Fix the path.` });
+  }
+  if (authMode === 'app-only') {
+    if (!clientId) problems.push({ key: 'MS_CLIENT_ID', message: 'is required with AUTH_MODE=app-only. Set the client id of the app registration.' });
+    if (!get('MAILBOX')) problems.push({ key: 'MAILBOX', message: 'is required with AUTH_MODE=app-only: the one mailbox the agent may touch.' });
+    if (!get('CANARY_MAILBOX')) problems.push({ key: 'CANARY_MAILBOX', message: 'is required with AUTH_MODE=app-only: another mailbox the agent must NOT be able to read, to prove confinement.' });
+    if (!cert && !get('MS_CLIENT_SECRET')) problems.push({ key: 'MS_CLIENT_CERT', message: 'app-only needs a credential: set MS_CLIENT_CERT and MS_CLIENT_KEY (preferred) or MS_CLIENT_SECRET.' });
+  }
+  if (problems.length) throw new ConfigError(problems, envFile && existsSync(envFile) ? path.relative(cwd, envFile) || '.env' : 'the environment');
+
+  const tokenKey = get<string | undefined>('TOKEN_KEY');
+  const notifyUrl = get<string | undefined>('NOTIFY_URL');
+  return {
+    target: clientId ? 'microsoft' : 'sandbox',
+    clientId,
+    tenant: get<string>('MS_TENANT'),
+    clientSecret: get('MS_CLIENT_SECRET'),
+    clientCertPath: cert && path.resolve(cwd, cert),
+    clientKeyPath: key && path.resolve(cwd, key),
+    redirectUri: new URL(get<string>('MS_REDIRECT_URI')),
+    authorityHost: new URL(get<string>('MS_AUTHORITY_HOST')),
+    graphUrl: new URL(get<string>('MS_GRAPH_URL')),
+    authMode,
+    mailbox: get<string | undefined>('MAILBOX')?.toLowerCase(),
+    storeUrl: get<string>('STORE_URL'),
+    tokenKey: tokenKey ? Buffer.from(tokenKey, 'base64') : undefined,
+    host,
+    port: get<number>('PORT'),
+    adminPassword,
+    agentConfigPath: path.resolve(cwd, get<string>('AGENT_CONFIG')),
+    notifyUrl: notifyUrl ? new URL(notifyUrl) : undefined,
+    notifyRepeatHours: get<number>('NOTIFY_REPEAT_HOURS'),
+    keepaliveDays: get<number>('KEEPALIVE_DAYS'),
+    canaryMailbox: get<string | undefined>('CANARY_MAILBOX')?.toLowerCase(),
+    confinementTtlMs: get<number>('CONFINEMENT_TTL'),
+    allowUnconfined: get<boolean>('ALLOW_UNCONFINED'),
+    dataDir: path.resolve(cwd, get<string>('DATA_DIR')),
+    sandboxPort: get<number>('SANDBOX_PORT'),
+    logLevel: get<string>('LOG_LEVEL'),
+  };
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1';
+}
+
+function redactValue(key: string, value: string): string {
+  return /SECRET|PASSWORD|KEY/.test(key) && !/PATH|CLIENT_KEY/.test(key) ? '***' : value.slice(0, 80);
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const c of candidates) {
+    const d = levenshtein(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

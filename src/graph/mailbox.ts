@@ -1,0 +1,145 @@
+import { AgentError } from '../config/errors.ts';
+import { toPage, type GraphClient, type GraphPage } from './client.ts';
+import { GraphError } from './graph-error.ts';
+
+/** Well-known folder names Graph accepts in place of an id [microsoft-graph-docs mailfolder]. */
+export const WELL_KNOWN_FOLDERS = new Set([
+  'archive', 'clutter', 'conflicts', 'conversationhistory', 'deleteditems', 'drafts', 'inbox', 'junkemail', 'localfailures',
+  'msgfolderroot', 'outbox', 'recoverableitemsdeletions', 'scheduled', 'searchfolders', 'sentitems', 'serverfailures', 'syncissues',
+]);
+
+export interface MailFolder {
+  id: string;
+  displayName: string;
+  parentFolderId?: string;
+}
+
+export interface GraphMessage {
+  id: string;
+  subject?: string | null;
+  receivedDateTime?: string;
+  isRead?: boolean;
+  categories?: string[];
+  flag?: { flagStatus?: string };
+  importance?: string;
+  parentFolderId?: string;
+  '@removed'?: { reason: string };
+  [key: string]: unknown;
+}
+
+/** Fields a rule can look at; `body` is added only when a rule needs bodyContains. */
+export const RULE_SELECT = ['subject', 'from', 'sender', 'toRecipients', 'ccRecipients', 'receivedDateTime', 'hasAttachments', 'importance', 'isRead', 'categories', 'flag', 'parentFolderId'];
+
+/**
+ * One mailbox through Graph: `/me` for delegated, `/users/{upn}` for app-only. Jobs use this, never URLs.
+ * Example: `const inbox = await mailbox.folder('inbox'); await mailbox.move(id, inbox.id)`.
+ */
+export class Mailbox {
+  private readonly folderCache = new Map<string, Promise<MailFolder>>();
+
+  constructor(readonly graph: GraphClient, readonly root: string) {}
+
+  path(suffix: string): string {
+    return `${this.root}${suffix}`;
+  }
+
+  /**
+   * A folder by well-known name (`inbox`, `archive`, …) or by path from the mailbox root (`Finance/Invoices`).
+   * With `create`, each missing level of a path is created.
+   */
+  folder(nameOrPath: string, options: { create?: boolean } = {}): Promise<MailFolder> {
+    const key = `${options.create ? '+' : ''}${nameOrPath.toLowerCase()}`;
+    let found = this.folderCache.get(key);
+    if (!found) {
+      found = this.lookupFolder(nameOrPath, options.create ?? false);
+      found.catch(() => this.folderCache.delete(key));
+      this.folderCache.set(key, found);
+    }
+    return found;
+  }
+
+  private async lookupFolder(nameOrPath: string, create: boolean): Promise<MailFolder> {
+    const segments = nameOrPath.split('/').map((s) => s.trim()).filter(Boolean);
+    if (segments.length === 0) throw new AgentError('JOBS_FILE_INVALID', 'An empty folder name was given.', { remedy: 'Name a folder, e.g. inbox or Newsletters.' });
+    const first = segments[0]!.toLowerCase();
+    let current: MailFolder;
+    let rest: string[];
+    if (WELL_KNOWN_FOLDERS.has(first)) {
+      current = (await this.graph.get<MailFolder>(this.path(`/mailFolders/${first}`))).body;
+      rest = segments.slice(1);
+    } else {
+      current = (await this.graph.get<MailFolder>(this.path('/mailFolders/msgfolderroot'))).body;
+      rest = segments;
+    }
+    for (const name of rest) {
+      const child = await this.childFolder(current.id, name);
+      if (child) {
+        current = child;
+      } else if (create) {
+        current = await this.createChild(current.id, name);
+      } else {
+        throw new AgentError('JOB_NOT_FOUND', `The folder "${nameOrPath}" does not exist in the mailbox.`, { remedy: 'Check the folder name in the jobs file (paths start at the mailbox root, e.g. Inbox/Receipts).', status: 404 });
+      }
+    }
+    return current;
+  }
+
+  private async childFolder(parentId: string, name: string): Promise<MailFolder | undefined> {
+    const filter = encodeURIComponent(`displayName eq '${name.replace(/'/g, "''")}'`);
+    for await (const page of this.graph.pages<MailFolder>(this.path(`/mailFolders/${enc(parentId)}/childFolders?$filter=${filter}&includeHiddenFolders=true`))) {
+      const hit = page.value.find((f) => f.displayName.toLowerCase() === name.toLowerCase());
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+
+  private async createChild(parentId: string, name: string): Promise<MailFolder> {
+    try {
+      return (await this.graph.post<MailFolder>(this.path(`/mailFolders/${enc(parentId)}/childFolders`), { displayName: name })).body;
+    } catch (error) {
+      // Another run created it between our lookup and our create.
+      if (error instanceof GraphError && error.statusCode === 409) {
+        const again = await this.childFolder(parentId, name);
+        if (again) return again;
+      }
+      throw error;
+    }
+  }
+
+  /** The first page of a delta query on a folder's messages; follow `nextLink`/`deltaLink` with `deltaPage`. */
+  startDelta(folderId: string, options: { select: string[] }): string {
+    return this.path(`/mailFolders/${enc(folderId)}/messages/delta?$select=${options.select.join(',')}`);
+  }
+
+  async deltaPage(link: string, options: { maxPageSize?: number; signal?: AbortSignal } = {}): Promise<GraphPage<GraphMessage>> {
+    const { body } = await this.graph.get<Record<string, unknown>>(link, {
+      headers: options.maxPageSize ? { prefer: `odata.maxpagesize=${options.maxPageSize}` } : undefined,
+      signal: options.signal,
+    });
+    return toPage<GraphMessage>(body, link);
+  }
+
+  async message(id: string, select?: string[]): Promise<GraphMessage> {
+    return (await this.graph.get<GraphMessage>(this.path(`/messages/${enc(id)}${select ? `?$select=${select.join(',')}` : ''}`))).body;
+  }
+
+  async update(id: string, changes: Record<string, unknown>): Promise<GraphMessage> {
+    return (await this.graph.patch<GraphMessage>(this.path(`/messages/${enc(id)}`), changes)).body;
+  }
+
+  async move(id: string, destinationId: string): Promise<GraphMessage> {
+    return (await this.graph.post<GraphMessage>(this.path(`/messages/${enc(id)}/move`), { destinationId })).body;
+  }
+
+  async copy(id: string, destinationId: string): Promise<GraphMessage> {
+    return (await this.graph.post<GraphMessage>(this.path(`/messages/${enc(id)}/copy`), { destinationId })).body;
+  }
+
+  async forward(id: string, to: string[], comment = ''): Promise<void> {
+    await this.graph.post(this.path(`/messages/${enc(id)}/forward`), { comment, toRecipients: to.map((address) => ({ emailAddress: { address } })) });
+  }
+}
+
+function enc(id: string): string {
+  return encodeURIComponent(id);
+}

@@ -1,0 +1,49 @@
+import type { Logger } from '../config/logger.ts';
+import type { GraphClient } from '../graph/client.ts';
+import type { Mailbox } from '../graph/mailbox.ts';
+import type { Store } from '../store/index.ts';
+
+/** A store whose keys are private to one job. */
+export interface JobStore {
+  get<T>(key: string): Promise<T | undefined>;
+  set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+export interface ActionRecord {
+  messageId: string;
+  rule: string;
+  action: string;
+  value?: unknown;
+  subject?: string;
+  /** 'done' after a real run, 'planned' in a dry run, 'failed' or 'skipped' with `error`. */
+  result: 'done' | 'planned' | 'failed' | 'skipped';
+  error?: string;
+}
+
+/** What every job receives. Jobs never import clients: all I/O goes through this. */
+export interface JobContext {
+  job: string;
+  runId: string;
+  mailbox: Mailbox;
+  graph: GraphClient;
+  store: JobStore;
+  log: Logger;
+  dryRun: boolean;
+  signal: AbortSignal;
+  /** The run's start: rules compare `olderThanDays` with it. */
+  runStart: Date;
+  /** Plain fetch for webhooks: never carries the Graph token. */
+  fetch: typeof fetch;
+  /** Jobs report what they examined and did here. */
+  report: { examined: number; actions: ActionRecord[] };
+}
+
+export function jobStore(store: Store, job: string): JobStore {
+  const prefix = `job:${job}:`;
+  return {
+    get: (key) => store.get(prefix + key),
+    set: (key, value, ttlMs) => store.set(prefix + key, value, ttlMs),
+    delete: (key) => store.delete(prefix + key),
+  };
+}

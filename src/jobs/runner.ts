@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import type { JobSpec, JobsFile } from '../config/jobs-file.ts';
+import { AgentError, describeError } from '../config/errors.ts';
+import type { Logger } from '../config/logger.ts';
+import type { GraphClient } from '../graph/client.ts';
+import { Mailbox } from '../graph/mailbox.ts';
+import type { Store } from '../store/index.ts';
+import { jobStore, type ActionRecord, type JobContext } from './context.ts';
+import { runInboxRules } from './inbox-rules.ts';
+
+/** The JSON of `run --json` and `POST /api/jobs/:name/run` (DESIGN.md). */
+export interface JobRunResult {
+  job: string;
+  ok: boolean;
+  dryRun: boolean;
+  examined: number;
+  actions: ActionRecord[];
+  graphRequests: number;
+  error?: string;
+  /** Set when the failure needs a person (sign-in), so surfaces can exit 2. */
+  errorCode?: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface LastRun {
+  at: string;
+  ok: boolean;
+  dryRun: boolean;
+  examined: number;
+  actions: number;
+  failedActions: number;
+  error?: string;
+}
+
+export interface JobRunnerDeps {
+  jobs: JobsFile;
+  graph: GraphClient;
+  /** `/me` (delegated) or `/users/{upn}` (app-only). */
+  mailboxRoot: string;
+  store: Store;
+  log: Logger;
+  now?: () => Date;
+  fetch?: typeof fetch;
+}
+
+/**
+ * Runs jobs: awaits and catches every run, refuses overlap, records the result.
+ * Example: `const result = await runner.run('triage', { dryRun: true })`.
+ */
+export class JobRunner {
+  private readonly running = new Set<string>();
+  constructor(private readonly deps: JobRunnerDeps) {}
+
+  get jobs(): JobSpec[] {
+    return this.deps.jobs.jobs;
+  }
+
+  find(name: string): JobSpec {
+    const job = this.deps.jobs.jobs.find((j) => j.name === name);
+    if (!job) {
+      const names = this.deps.jobs.jobs.map((j) => j.name).join(', ') || '(none)';
+      throw new AgentError('JOB_NOT_FOUND', `There is no job named "${name}" in ${this.deps.jobs.path}.`, { remedy: `Jobs defined: ${names}.`, status: 404 });
+    }
+    return job;
+  }
+
+  async lastRun(name: string): Promise<LastRun | undefined> {
+    return this.deps.store.get<LastRun>(`run:${name}:last`);
+  }
+
+  /** Never throws for a failing job: the failure is in the result. Throws only for an unknown job or overlap. */
+  async run(name: string, options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<JobRunResult> {
+    const job = this.find(name);
+    if (this.running.has(name)) {
+      throw new AgentError('JOB_BUSY', `The job "${name}" is already running.`, { remedy: 'Wait for it to finish; its result will show in status.', status: 409 });
+    }
+    this.running.add(name);
+    const now = this.deps.now ?? (() => new Date());
+    const runStart = now();
+    const runId = randomUUID().slice(0, 8);
+    const dryRun = options.dryRun ?? false;
+    const graph = this.deps.graph.scoped();
+    const log = this.deps.log.child({ job: name, run: runId, ...(dryRun ? { dryRun } : {}) });
+    const ctx: JobContext = {
+      job: name,
+      runId,
+      mailbox: new Mailbox(graph, this.deps.mailboxRoot),
+      graph,
+      store: jobStore(this.deps.store, name),
+      log,
+      dryRun,
+      signal: options.signal ?? new AbortController().signal,
+      runStart,
+      fetch: this.deps.fetch ?? fetch,
+      report: { examined: 0, actions: [] },
+    };
+    let error: unknown;
+    log.info('run started');
+    try {
+      await runJob(ctx, job);
+    } catch (caught) {
+      error = caught;
+    } finally {
+      this.running.delete(name);
+    }
+    const result: JobRunResult = {
+      job: name,
+      ok: error === undefined,
+      dryRun,
+      examined: ctx.report.examined,
+      actions: ctx.report.actions,
+      graphRequests: graph.requests,
+      ...(error !== undefined ? { error: describeError(error), errorCode: error instanceof AgentError ? error.code : 'INTERNAL' } : {}),
+      startedAt: runStart.toISOString(),
+      finishedAt: now().toISOString(),
+    };
+    const failedActions = result.actions.filter((a) => a.result === 'failed').length;
+    if (error) log.error({ err: error }, 'run failed');
+    else log.info({ examined: result.examined, actions: result.actions.length, failedActions, graphRequests: result.graphRequests }, 'run finished');
+    if (!dryRun) {
+      const last: LastRun = { at: result.finishedAt, ok: result.ok, dryRun, examined: result.examined, actions: result.actions.length, failedActions, error: result.error };
+      await this.deps.store.set(`run:${name}:last`, last).catch((e) => log.error({ err: e }, 'could not record the run'));
+    }
+    return result;
+  }
+}
+
+async function runJob(ctx: JobContext, job: JobSpec): Promise<void> {
+  switch (job.type) {
+    case 'inbox-rules':
+      return runInboxRules(ctx, job);
+    case 'custom': {
+      const mod = (await import(pathToFileURL(job.module).href)) as { default?: { run?: unknown }; run?: unknown };
+      const run = (mod.default && typeof mod.default.run === 'function' ? mod.default.run.bind(mod.default) : mod.run) as ((c: JobContext) => unknown) | undefined;
+      if (typeof run !== 'function') {
+        throw new AgentError('JOBS_FILE_INVALID', `${job.module} does not export a job (an object with run(ctx), or a run function).`, { remedy: 'Export `export default { async run(ctx) { … } }` from the module.' });
+      }
+      await run(ctx);
+      return;
+    }
+    case 'agenda-digest':
+      throw new AgentError('JOBS_FILE_INVALID', `The job "${job.name}" is an agenda-digest, which this version cannot run yet.`, { remedy: 'Remove the job from the jobs file or upgrade mailbox-agent.' });
+  }
+}
+
+export { describeError };
