@@ -80,6 +80,8 @@ async function applyRules(ctx: JobContext, job: InboxRulesJob, message: GraphMes
   const ledgerKey = `ledger:${message.id}`;
   const ledger = (await ctx.store.get<LedgerEntry>(ledgerKey)) ?? { done: [] };
   const subject = view.subject;
+  // Graph's PATCH replaces the whole category list: carry what earlier categorize steps added.
+  let categories = view.categories;
   for (const step of planned) {
     const id = actionId(step);
     if (ledger.done.includes(id)) continue;
@@ -98,7 +100,8 @@ async function applyRules(ctx: JobContext, job: InboxRulesJob, message: GraphMes
       await ctx.store.set(ledgerKey, ledger, LEDGER_TTL_MS);
     }
     try {
-      await execute(ctx, message, view.categories, step);
+      await execute(ctx, message, categories, step);
+      if (step.action === 'categorize') categories = [...new Set([...categories, ...(step.value as string[])])];
       ctx.report.actions.push({ ...record, result: 'done' });
     } catch (error) {
       ctx.report.actions.push({ ...record, result: 'failed', error: describeError(error) });
