@@ -187,9 +187,7 @@ export class DelegatedAuth implements TokenProvider {
 
   async getAccessToken(options: { forceRefresh?: boolean } = {}): Promise<string> {
     const stored = await this.loadTokens();
-    if (!options.forceRefresh && stored.accessToken && (stored.accessTokenExpiresAt ?? 0) - EXPIRY_MARGIN_MS > this.now()) {
-      return stored.accessToken;
-    }
+    if (!options.forceRefresh && stored.accessToken && isFresh(stored, this.now())) return stored.accessToken;
     const refreshed = await this.refresh();
     return refreshed.accessToken!;
   }
@@ -306,6 +304,17 @@ export class DelegatedAuth implements TokenProvider {
   async account(): Promise<AccountInfo | undefined> {
     return this.opts.store.get<AccountInfo>(KEYS.account);
   }
+}
+
+/**
+ * A cached access token is reused until EXPIRY_MARGIN_MS before it expires, or until half its lifetime is
+ * left when it was issued for less than twice that margin, so a short-lived token is not refreshed on every call.
+ */
+function isFresh(tokens: StoredTokens, now: number): boolean {
+  if (!tokens.accessTokenExpiresAt) return false;
+  const lifetime = tokens.accessTokenExpiresAt - tokens.lastRefreshAt;
+  const margin = Math.min(EXPIRY_MARGIN_MS, Math.max(0, lifetime / 2));
+  return now < tokens.accessTokenExpiresAt - margin;
 }
 
 /** Personal Microsoft accounts are pinned to `consumers`; work accounts to their tenant GUID. */

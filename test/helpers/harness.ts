@@ -33,6 +33,8 @@ export interface Harness {
   http: supertest.Agent;
   fetch: FetchLike;
   logs: string[];
+  /** Moves the agent's clock forward (token expiry). */
+  advance(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -55,11 +57,15 @@ export async function startHarness(options: { env?: Record<string, string>; jobs
   };
   const config = loadConfig(env, { envFile: false, cwd: dir });
   const { lines, log } = logCapture();
-  const rt = await createRuntime(config, { log, sandbox: 'shared' });
+  let offset = 0;
+  const rt = await createRuntime(config, { log, sandbox: 'shared', now: () => Date.now() + offset });
   const app = createApp({ auth: rt.auth, runner: rt.runner, status: () => buildStatus(rt), log, redirectUri: config.redirectUri, adminPassword: config.adminPassword });
   return {
     dir, env, sandbox, rt, app, http: supertest.agent(app), logs: lines,
     fetch: createFetch({ origins: [sandbox.url], caPem: sandbox.caPem }),
+    advance(ms) {
+      offset += ms;
+    },
     async close() {
       await rt.close();
       await sandbox.close();

@@ -1,0 +1,280 @@
+/**
+ * Sandbox control, in process (`sandbox.admin`) and over HTTP for other
+ * processes. HTTP routes (JSON, loopback clients only, no auth):
+ *
+ *   GET  /_sandbox/info                           tenant, client ids, users (no passwords of real systems: these are fakes)
+ *   GET  /_sandbox/mailbox/:upn/messages?folder=inbox   stored messages (all folders when no folder), with folder name
+ *   POST /_sandbox/mailbox/:upn/messages          deliver a message {subject, from?, body?, folder?, isRead?, ...} -> 201 message
+ *   GET  /_sandbox/mailbox/:upn/folders           folders with counts
+ *   POST /_sandbox/mailbox/:upn/generate          {count, seed?} replace the mailbox with a generated one
+ *   GET  /_sandbox/log                            {tokenRequests, graphRequests}
+ *   POST /_sandbox/log/clear                      empty both logs
+ *   POST /_sandbox/inject/token-error             {upn|'*' as target, status, error, aadsts?, suberror?, description?, times?}
+ *   POST /_sandbox/revoke/:upn                    revoke every grant of the user (next refresh: invalid_grant AADSTS50173)
+ *   POST /_sandbox/options                        {revokeOnReuse?, latencyMs?, maxConcurrentPerMailbox?}
+ *   POST /_sandbox/clock                          {offsetMs} shift the sandbox clock (token expiry tests)
+ *   POST /_sandbox/delta/expire                   every delta token answers 410 SyncStateNotFound afterwards
+ *   POST /_sandbox/policy                         {clientId, mailboxes: [upn]|null} application access policy
+ *   POST /_sandbox/reset                          reseed mailboxes, forget grants and tokens, clear injections and logs
+ */
+import express, { type Request, type Response, type NextFunction } from 'express';
+import type { GraphRequestLogEntry, InjectedTokenError, SandboxContext, TokenRequestLogEntry } from './context.ts';
+import { findUser, SANDBOX_USERS } from './directory.ts';
+import { textOf } from './mailbox-generator.ts';
+import type { StoredMessage } from './mailbox-store.ts';
+
+export interface AdminMessage {
+  id: string;
+  immutableId: string;
+  folderId: string;
+  folder: string;
+  subject: string;
+  from: string;
+  receivedDateTime: string;
+  isRead: boolean;
+  flagStatus: string;
+  categories: string[];
+  importance: string;
+  hasAttachments: boolean;
+  bodyPreview: string;
+}
+
+export interface AdminFolder {
+  id: string;
+  displayName: string;
+  wellKnownName?: string;
+  parentFolderId: string;
+  path: string;
+  totalItemCount: number;
+  unreadItemCount: number;
+}
+
+export interface DeliverMessageInput {
+  subject: string;
+  from?: string | { name?: string; address: string };
+  body?: string;
+  bodyContentType?: 'html' | 'text';
+  folder?: string;
+  isRead?: boolean;
+  importance?: 'low' | 'normal' | 'high';
+  hasAttachments?: boolean;
+  receivedDateTime?: string;
+  categories?: string[];
+}
+
+export interface SandboxAdmin {
+  messages(upn: string, folderWellKnownOrId?: string): AdminMessage[];
+  folders(upn: string): AdminFolder[];
+  /** Put a new message into a folder (default inbox) as if it had arrived. */
+  deliver(upn: string, input: DeliverMessageInput): AdminMessage;
+  /** Replace a mailbox with `count` generated inbox messages (large-mailbox tests). */
+  generate(upn: string, count: number, seed?: number): void;
+  tokenRequests(): TokenRequestLogEntry[];
+  graphRequests(): GraphRequestLogEntry[];
+  clearLogs(): void;
+  injectTokenError(target: string, error: InjectedTokenError, times?: number): void;
+  revokeGrants(upn: string): void;
+  setRevokeOnReuse(on: boolean): void;
+  setLatency(ms: number): void;
+  setMaxConcurrency(n: number): void;
+  /** Shift the sandbox clock by `offsetMs` from real time (only when no custom `now` was given). */
+  setClockOffset(offsetMs: number): void;
+  expireDeltaTokens(): void;
+  setAccessPolicy(clientId: string, mailboxes: string[] | null): void;
+  reset(): void;
+}
+
+export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): SandboxAdmin {
+  const box = (upn: string) => {
+    const user = findUser(upn);
+    const b = user && ctx.state.mailbox(user.upn);
+    if (!b) throw new AdminError(404, `No sandbox mailbox '${upn}'. Known: ${SANDBOX_USERS.map((u) => u.upn).join(', ')}`);
+    return b;
+  };
+  const view = (upn: string, m: StoredMessage): AdminMessage => {
+    const f = box(upn).folders.get(m.folderId);
+    return {
+      id: m.id, immutableId: m.immutableId, folderId: m.folderId, folder: f?.wellKnownName ?? f?.displayName ?? '',
+      subject: m.subject, from: m.from.address, receivedDateTime: m.receivedDateTime, isRead: m.isRead, flagStatus: m.flagStatus,
+      categories: m.categories, importance: m.importance, hasAttachments: m.hasAttachments,
+      bodyPreview: textOf(m.bodyContentType, m.body).slice(0, 255),
+    };
+  };
+  const pathOf = (upn: string, id: string): string => {
+    const b = box(upn);
+    const parts: string[] = [];
+    let f = b.folders.get(id);
+    while (f && f.id !== b.rootId) {
+      parts.unshift(f.displayName);
+      f = b.folders.get(f.parentFolderId);
+    }
+    return parts.join('/');
+  };
+  return {
+    messages(upn, folder) {
+      const b = box(upn);
+      let list = b.allMessages();
+      if (folder) {
+        const f = b.folder(folder) ?? [...b.folders.values()].find((x) => pathOf(upn, x.id).toLowerCase() === folder.toLowerCase());
+        if (!f) throw new AdminError(404, `No folder '${folder}' in ${upn}`);
+        list = b.messagesIn(f.id);
+      }
+      return list.sort((x, y) => y.receivedDateTime.localeCompare(x.receivedDateTime)).map((m) => view(upn, m));
+    },
+    folders(upn) {
+      const b = box(upn);
+      return [...b.folders.values()].map((f) => {
+        const c = b.folderCounts(f.id);
+        return {
+          id: f.id, displayName: f.displayName, wellKnownName: f.wellKnownName, parentFolderId: f.parentFolderId,
+          path: pathOf(upn, f.id), totalItemCount: c.total, unreadItemCount: c.unread,
+        };
+      });
+    },
+    deliver(upn, input) {
+      const b = box(upn);
+      const f = b.folder(input.folder ?? 'inbox');
+      if (!f) throw new AdminError(404, `No folder '${input.folder}' in ${upn}`);
+      const from = typeof input.from === 'string' ? { name: input.from, address: input.from }
+        : input.from ? { name: input.from.name ?? input.from.address, address: input.from.address }
+          : { name: 'Sender', address: 'sender@example.com' };
+      const nowIso = new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const m = b.addMessage({
+        subject: input.subject, from, to: [{ name: upn, address: upn }], cc: [],
+        bodyContentType: input.bodyContentType ?? 'text', body: input.body ?? '', receivedDateTime: input.receivedDateTime ?? nowIso,
+        importance: input.importance ?? 'normal', isRead: input.isRead ?? false, hasAttachments: input.hasAttachments ?? false,
+        categories: input.categories ?? [], flagStatus: 'notFlagged',
+      }, f.id, nowIso);
+      return view(upn, m);
+    },
+    generate(upn, count, seed) {
+      const user = findUser(upn);
+      if (!user) throw new AdminError(404, `No sandbox user '${upn}'`);
+      ctx.state.regenerate(user.upn, count, seed);
+    },
+    tokenRequests: () => [...ctx.tokenLog],
+    graphRequests: () => [...ctx.graphLog],
+    clearLogs() {
+      ctx.tokenLog.length = 0;
+      ctx.graphLog.length = 0;
+    },
+    injectTokenError(target, error, times = 1) {
+      ctx.injections.push({ target: target === '*' ? '*' : target.toLowerCase(), error, remaining: times });
+    },
+    revokeGrants(upn) {
+      const user = findUser(upn);
+      if (!user) throw new AdminError(404, `No sandbox user '${upn}'`);
+      const now = ctx.now();
+      for (const g of ctx.state.data.grants) if (g.oid === user.oid && g.revokedAt === undefined) {
+        g.revokedAt = now;
+        g.revokeReason = 'admin';
+      }
+      ctx.state.data.tokensValidFrom[user.upn] = now;
+      ctx.state.changed();
+    },
+    setRevokeOnReuse(on) {
+      ctx.state.data.revokeOnReuse = on;
+      ctx.state.changed();
+    },
+    setLatency(ms) {
+      ctx.latencyMs = Math.max(0, ms);
+    },
+    setMaxConcurrency(n) {
+      ctx.maxConcurrentPerMailbox = Math.max(1, n);
+    },
+    setClockOffset(offsetMs) {
+      clock.offsetMs = offsetMs;
+    },
+    expireDeltaTokens() {
+      ctx.state.data.deltaGeneration = (ctx.state.data.deltaGeneration ?? 0) + 1;
+      ctx.state.changed();
+    },
+    setAccessPolicy(clientId, mailboxes) {
+      const policy = (ctx.state.data.appAccessPolicy ??= {});
+      if (mailboxes === null) delete policy[clientId];
+      else policy[clientId] = mailboxes.map((m) => m.toLowerCase());
+      ctx.state.changed();
+    },
+    reset() {
+      ctx.state.reset();
+      ctx.injections.length = 0;
+      ctx.tokenLog.length = 0;
+      ctx.graphLog.length = 0;
+      ctx.latencyMs = 0;
+      clock.offsetMs = 0;
+    },
+  };
+}
+
+export class AdminError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+function loopbackOnly(req: Request, res: Response, next: NextFunction): void {
+  const addr = req.socket.remoteAddress ?? '';
+  if (addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1') return next();
+  res.status(403).json({ error: 'sandbox admin is reachable from loopback only' });
+}
+
+export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): express.Router {
+  const r = express.Router();
+  r.use(loopbackOnly, express.json({ limit: '1mb' }));
+  const wrap = (fn: (req: Request, res: Response) => unknown) => (req: Request, res: Response) => {
+    try {
+      const out = fn(req, res);
+      if (!res.headersSent) res.json(out ?? { ok: true });
+    } catch (e) {
+      if (e instanceof AdminError) return void res.status(e.status).json({ error: e.message });
+      res.status(400).json({ error: (e as Error).message });
+    }
+  };
+  const q = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  r.get('/info', wrap(() => info()));
+  r.get('/mailbox/:upn/messages', wrap((req) => admin.messages(String(req.params.upn), q(req.query.folder))));
+  r.post('/mailbox/:upn/messages', wrap((req, res) => {
+    const body = (req.body ?? {}) as DeliverMessageInput;
+    if (typeof body.subject !== 'string') throw new AdminError(400, 'subject (string) is required');
+    res.status(201);
+    return admin.deliver(String(req.params.upn), body);
+  }));
+  r.get('/mailbox/:upn/folders', wrap((req) => admin.folders(String(req.params.upn))));
+  r.post('/mailbox/:upn/generate', wrap((req) => {
+    const body = (req.body ?? {}) as { count?: unknown; seed?: unknown };
+    if (typeof body.count !== 'number') throw new AdminError(400, 'count (number) is required');
+    admin.generate(String(req.params.upn), body.count, typeof body.seed === 'number' ? body.seed : undefined);
+  }));
+  r.get('/log', wrap(() => ({ tokenRequests: admin.tokenRequests(), graphRequests: admin.graphRequests() })));
+  r.post('/log/clear', wrap(() => admin.clearLogs()));
+  r.post('/inject/token-error', wrap((req) => {
+    const b = (req.body ?? {}) as Partial<InjectedTokenError> & { target?: string; upn?: string; times?: number };
+    if (typeof b.status !== 'number' || typeof b.error !== 'string') throw new AdminError(400, 'status (number) and error (string) are required');
+    admin.injectTokenError(b.target ?? b.upn ?? '*', {
+      status: b.status, error: b.error, aadsts: b.aadsts, suberror: b.suberror, description: b.description, claims: b.claims,
+    }, b.times ?? 1);
+  }));
+  r.post('/revoke/:upn', wrap((req) => admin.revokeGrants(String(req.params.upn))));
+  r.post('/options', wrap((req) => {
+    const b = (req.body ?? {}) as { revokeOnReuse?: unknown; latencyMs?: unknown; maxConcurrentPerMailbox?: unknown };
+    if (typeof b.revokeOnReuse === 'boolean') admin.setRevokeOnReuse(b.revokeOnReuse);
+    if (typeof b.latencyMs === 'number') admin.setLatency(b.latencyMs);
+    if (typeof b.maxConcurrentPerMailbox === 'number') admin.setMaxConcurrency(b.maxConcurrentPerMailbox);
+  }));
+  r.post('/clock', wrap((req) => {
+    const b = (req.body ?? {}) as { offsetMs?: unknown };
+    if (typeof b.offsetMs !== 'number') throw new AdminError(400, 'offsetMs (number) is required');
+    admin.setClockOffset(b.offsetMs);
+  }));
+  r.post('/delta/expire', wrap(() => admin.expireDeltaTokens()));
+  r.post('/policy', wrap((req) => {
+    const b = (req.body ?? {}) as { clientId?: unknown; mailboxes?: unknown };
+    if (typeof b.clientId !== 'string') throw new AdminError(400, 'clientId (string) is required');
+    admin.setAccessPolicy(b.clientId, Array.isArray(b.mailboxes) ? b.mailboxes.map(String) : null);
+  }));
+  r.post('/reset', wrap(() => admin.reset()));
+  r.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'unknown sandbox admin route; see src/sandbox/admin.ts' });
+  });
+  return r;
+}

@@ -1,0 +1,130 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { createAdmin, createAdminRouter, type SandboxAdmin } from './admin.ts';
+import { ensureSigningMaterial, ensureTlsMaterial } from './certificates.ts';
+import type { SandboxContext } from './context.ts';
+import {
+  SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_CONFIDENTIAL_CLIENT_ID, SANDBOX_TENANT_DOMAIN, SANDBOX_TENANT_ID, SANDBOX_USERS,
+} from './directory.ts';
+import { createEntraRouter } from './entra.ts';
+import { createGraphRouter } from './graph.ts';
+import { SandboxState } from './state.ts';
+
+export { SANDBOX_CLIENT_ID, SANDBOX_CONFIDENTIAL_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT_ID } from './directory.ts';
+export type { SandboxAdmin, AdminMessage, AdminFolder, DeliverMessageInput } from './admin.ts';
+export type { InjectedTokenError, TokenRequestLogEntry, GraphRequestLogEntry } from './context.ts';
+export { generateMailbox } from './mailbox-generator.ts';
+
+export interface SandboxOptions {
+  /** e.g. 'data/sandbox': CA, server cert, signing key and state file live here (created if missing). */
+  dataDir: string;
+  /** Default 0 = ephemeral; `npm start` uses 3100. */
+  port?: number;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default true: state saved to dataDir/state.json and reloaded on start. */
+  persist?: boolean;
+  /** Default 3600 (Entra: a random 60-90 min). */
+  accessTokenLifetimeSec?: number;
+  /** Clock in ms for token expiry etc.; default Date.now (plus any admin clock offset). */
+  now?: () => number;
+  /** Deterministic mailbox generation seed. */
+  seed?: number;
+}
+
+export interface Sandbox {
+  /** https://127.0.0.1:<port>: the authority host and the Graph URL (Graph under /v1.0). */
+  url: string;
+  authorityHost: string;
+  graphUrl: string;
+  /** PEM of the CA to trust for this origin only. */
+  caPem: string;
+  caPath: string;
+  tenantId: string;
+  tenantDomain: string;
+  /** Public client "mailbox-agent (sandbox)". */
+  clientId: string;
+  /** A confidential app registration (client credentials, secret). */
+  confidentialClient: { clientId: string; clientSecret: string };
+  users: { upn: string; oid: string; displayName: string; password: string }[];
+  admin: SandboxAdmin;
+  close(): Promise<void>;
+}
+
+const DEFAULT_SEED = 20260412;
+
+/**
+ * Starts the offline Entra ID + Graph emulator over HTTPS.
+ *
+ * @example
+ * const sb = await startSandbox({ dataDir: 'data/sandbox', port: 3100 });
+ * // MS_AUTHORITY_HOST=sb.authorityHost MS_GRAPH_URL=sb.graphUrl MS_TENANT=sb.tenantId MS_CLIENT_ID=sb.clientId
+ */
+export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  const clock = { offsetMs: 0 };
+  const now = opts.now ?? (() => Date.now() + clock.offsetMs);
+  const tls = ensureTlsMaterial(opts.dataDir, now());
+  const signing = ensureSigningMaterial(opts.dataDir, now());
+  const state = new SandboxState({ dataDir: opts.dataDir, persist: opts.persist ?? true, seed: opts.seed ?? DEFAULT_SEED, now });
+  const ctx: SandboxContext = {
+    state, signing, now, accessTokenLifetimeSec: opts.accessTokenLifetimeSec ?? 3600, origin: '',
+    tokenLog: [], graphLog: [], injections: [], latencyMs: 0, inFlight: new Map(), maxConcurrentPerMailbox: 4,
+  };
+  const admin = createAdmin(ctx, clock);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const info = () => ({
+    url: ctx.origin, tenantId: SANDBOX_TENANT_ID, tenantDomain: SANDBOX_TENANT_DOMAIN, clientId: SANDBOX_CLIENT_ID,
+    confidentialClientId: SANDBOX_CONFIDENTIAL_CLIENT_ID, caPath: tls.caPath,
+    users: SANDBOX_USERS.map((u) => ({ upn: u.upn, oid: u.oid, displayName: u.displayName, password: u.password })),
+  });
+  app.use('/_sandbox', createAdminRouter(admin, info));
+  app.use('/v1.0', createGraphRouter(ctx));
+  app.use(createEntraRouter(ctx));
+  app.get('/', (_req, res) => {
+    res.type('text/plain').send(`mailbox-agent sandbox: Entra ID v2 at ${ctx.origin}/{tenant}/v2.0, Graph at ${ctx.origin}/v1.0, control at ${ctx.origin}/_sandbox/info\n`);
+  });
+  app.use((req, res) => {
+    res.status(404).json({ error: 'not_found', error_description: `The sandbox has no route ${req.method} ${req.path}` });
+  });
+
+  const server: Server = createServer({ key: tls.keyPem, cert: tls.certPem }, app);
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '127.0.0.1' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  ctx.origin = `https://${urlHost}:${port}`;
+
+  let closed = false;
+  return {
+    url: ctx.origin,
+    authorityHost: ctx.origin,
+    graphUrl: ctx.origin,
+    caPem: tls.caPem,
+    caPath: tls.caPath,
+    tenantId: SANDBOX_TENANT_ID,
+    tenantDomain: SANDBOX_TENANT_DOMAIN,
+    clientId: SANDBOX_CLIENT_ID,
+    confidentialClient: { clientId: SANDBOX_CONFIDENTIAL_CLIENT_ID, clientSecret: SANDBOX_CLIENT_SECRET },
+    users: SANDBOX_USERS.map((u) => ({ upn: u.upn, oid: u.oid, displayName: u.displayName, password: u.password })),
+    admin,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      state.save();
+    },
+  };
+}

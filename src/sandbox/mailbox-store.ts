@@ -1,0 +1,287 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Address, GeneratedMessage } from './mailbox-generator.ts';
+
+/**
+ * One user's mailbox: folders, messages and a change log for delta.
+ *
+ * Every change bumps the mailbox's `seq`; a message records the seq of its
+ * last change, and a message leaving a folder (move, delete) leaves a
+ * tombstone with the seq. A delta watermark is just a seq, so a later round
+ * returns what changed after it, whatever happened in between.
+ *
+ * Ids: a message has an immutable id (stays for life) and a REST id that
+ * changes when it moves, as Outlook's default ids do
+ * [graph outlook-immutable-id].
+ */
+
+export const WELL_KNOWN_FOLDERS = [
+  ['msgfolderroot', 'Top of Information Store'],
+  ['inbox', 'Inbox'],
+  ['archive', 'Archive'],
+  ['deleteditems', 'Deleted Items'],
+  ['drafts', 'Drafts'],
+  ['junkemail', 'Junk Email'],
+  ['sentitems', 'Sent Items'],
+  ['outbox', 'Outbox'],
+  ['conversationhistory', 'Conversation History'],
+] as const;
+
+export interface StoredFolder {
+  id: string;
+  displayName: string;
+  parentFolderId: string;
+  wellKnownName?: string;
+  isHidden: boolean;
+  createdSeq: number;
+}
+
+export interface StoredMessage {
+  immutableId: string;
+  id: string;
+  folderId: string;
+  seq: number;
+  /** Seq at which it entered its current folder (created there or moved in). */
+  folderSeq: number;
+  moves: number;
+  createdDateTime: string;
+  lastModifiedDateTime: string;
+  receivedDateTime: string;
+  sentDateTime: string;
+  subject: string;
+  bodyContentType: 'html' | 'text';
+  body: string;
+  importance: 'low' | 'normal' | 'high';
+  isRead: boolean;
+  isDraft: boolean;
+  hasAttachments: boolean;
+  flagStatus: 'notFlagged' | 'flagged' | 'complete';
+  categories: string[];
+  from: Address;
+  to: Address[];
+  cc: Address[];
+  conversationId: string;
+  internetMessageId: string;
+  changeKey: string;
+}
+
+export interface Tombstone {
+  folderId: string;
+  id: string;
+  immutableId: string;
+  seq: number;
+  reason: 'deleted' | 'changed';
+}
+
+export interface MailboxData {
+  upn: string;
+  seq: number;
+  salt: string;
+  folders: StoredFolder[];
+  messages: StoredMessage[];
+  tombstones: Tombstone[];
+}
+
+function hashId(prefix: string, ...parts: string[]): string {
+  const digest = createHash('sha256').update(parts.join('\u0000')).digest();
+  // Outlook ids are long base64 strings; keep them URL-safe and end with '='.
+  return prefix + digest.toString('base64url') + digest.subarray(0, 12).toString('base64url') + '=';
+}
+
+function changeKeyOf(seq: number, salt: string): string {
+  return 'CQAAABYAAA' + createHash('sha1').update(`${salt}:${seq}`).digest('base64').slice(0, 22);
+}
+
+export class Mailbox {
+  readonly upn: string;
+  seq: number;
+  readonly salt: string;
+  readonly folders = new Map<string, StoredFolder>();
+  private readonly wellKnown = new Map<string, string>();
+  readonly messages = new Map<string, StoredMessage>(); // by immutableId
+  private readonly restIndex = new Map<string, string>(); // rest id -> immutableId (current and old ids)
+  private readonly byFolder = new Map<string, Set<string>>();
+  tombstones: Tombstone[];
+  /** Called after every mutation (persistence hook). */
+  onChange: () => void = () => {};
+
+  constructor(data: MailboxData) {
+    this.upn = data.upn;
+    this.seq = data.seq;
+    this.salt = data.salt;
+    this.tombstones = data.tombstones;
+    for (const f of data.folders) this.indexFolder(f);
+    for (const m of data.messages) this.indexMessage(m);
+  }
+
+  static create(upn: string, salt = randomBytes(8).toString('hex')): Mailbox {
+    const box = new Mailbox({ upn, seq: 1, salt, folders: [], messages: [], tombstones: [] });
+    const rootId = hashId('AQMkAD', salt, 'folder', 'msgfolderroot');
+    for (const [name, displayName] of WELL_KNOWN_FOLDERS) {
+      const id = name === 'msgfolderroot' ? rootId : hashId('AQMkAD', salt, 'folder', name);
+      box.indexFolder({
+        id, displayName, wellKnownName: name, isHidden: name === 'conversationhistory' ? false : false,
+        parentFolderId: name === 'msgfolderroot' ? hashId('AQMkAD', salt, 'folder', 'root') : rootId, createdSeq: 0,
+      });
+    }
+    return box;
+  }
+
+  toJSON(): MailboxData {
+    return {
+      upn: this.upn, seq: this.seq, salt: this.salt, folders: [...this.folders.values()],
+      messages: [...this.messages.values()], tombstones: this.tombstones,
+    };
+  }
+
+  private indexFolder(f: StoredFolder): void {
+    this.folders.set(f.id, f);
+    if (f.wellKnownName) this.wellKnown.set(f.wellKnownName, f.id);
+    if (!this.byFolder.has(f.id)) this.byFolder.set(f.id, new Set());
+  }
+
+  private indexMessage(m: StoredMessage): void {
+    this.messages.set(m.immutableId, m);
+    this.restIndex.set(m.id, m.immutableId);
+    this.restIndex.set(m.immutableId, m.immutableId);
+    let set = this.byFolder.get(m.folderId);
+    if (!set) this.byFolder.set(m.folderId, (set = new Set()));
+    set.add(m.immutableId);
+  }
+
+  private nextSeq(): number {
+    this.seq += 1;
+    return this.seq;
+  }
+
+  get rootId(): string {
+    return this.wellKnown.get('msgfolderroot') as string;
+  }
+
+  /** A folder by id or well-known name (case-insensitive), or undefined. */
+  folder(idOrName: string): StoredFolder | undefined {
+    const byName = this.wellKnown.get(idOrName.toLowerCase());
+    return this.folders.get(byName ?? idOrName);
+  }
+
+  childFolders(parentId: string): StoredFolder[] {
+    return [...this.folders.values()].filter((f) => f.parentFolderId === parentId && f.id !== parentId);
+  }
+
+  folderCounts(folderId: string): { total: number; unread: number; children: number } {
+    const set = this.byFolder.get(folderId);
+    let unread = 0;
+    if (set) for (const key of set) if (!this.messages.get(key)?.isRead) unread++;
+    return { total: set?.size ?? 0, unread, children: this.childFolders(folderId).length };
+  }
+
+  createFolder(parentId: string, displayName: string, isHidden = false): StoredFolder {
+    const seq = this.nextSeq();
+    const f: StoredFolder = {
+      id: hashId('AAMkAD', this.salt, 'folder', parentId, displayName, String(seq)),
+      displayName, parentFolderId: parentId, isHidden, createdSeq: seq,
+    };
+    this.indexFolder(f);
+    this.onChange();
+    return f;
+  }
+
+  /** A message by current REST id, an old REST id, or immutable id. */
+  message(id: string): StoredMessage | undefined {
+    const key = this.restIndex.get(id);
+    if (!key) return undefined;
+    const m = this.messages.get(key);
+    // Old REST ids stop working after a move, as in Outlook; immutable ids always work.
+    if (!m || (id !== m.id && id !== m.immutableId)) return undefined;
+    return m;
+  }
+
+  messagesIn(folderId: string): StoredMessage[] {
+    const set = this.byFolder.get(folderId);
+    if (!set) return [];
+    const out: StoredMessage[] = [];
+    for (const key of set) {
+      const m = this.messages.get(key);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  allMessages(): StoredMessage[] {
+    return [...this.messages.values()];
+  }
+
+  addMessage(g: Omit<GeneratedMessage, 'kind'> & { isDraft?: boolean; sentDateTime?: string }, folderId: string, nowIso: string): StoredMessage {
+    const seq = this.nextSeq();
+    const serial = `${seq}`;
+    const immutableId = hashId('AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A', this.salt, 'msg', serial);
+    const m: StoredMessage = {
+      immutableId,
+      id: hashId('AAMkAGI2TG93AAA', this.salt, 'rest', serial, '0'),
+      folderId, seq, folderSeq: seq, moves: 0,
+      createdDateTime: g.receivedDateTime < nowIso ? g.receivedDateTime : nowIso,
+      lastModifiedDateTime: g.receivedDateTime < nowIso ? g.receivedDateTime : nowIso,
+      receivedDateTime: g.receivedDateTime,
+      sentDateTime: g.sentDateTime ?? new Date(Date.parse(g.receivedDateTime) - 4000).toISOString().replace('.000Z', 'Z'),
+      subject: g.subject, bodyContentType: g.bodyContentType, body: g.body, importance: g.importance,
+      isRead: g.isRead, isDraft: g.isDraft ?? false, hasAttachments: g.hasAttachments, flagStatus: g.flagStatus,
+      categories: [...g.categories], from: g.from, to: g.to, cc: g.cc,
+      conversationId: hashId('AAQkAGI2', this.salt, 'conv', g.subject.replace(/^(re|fw|fwd):\s*/i, '').toLowerCase()),
+      internetMessageId: `<${createHash('sha1').update(this.salt + serial).digest('hex').slice(0, 24)}@${g.from.address.split('@')[1] ?? 'mail.example'}>`,
+      changeKey: changeKeyOf(seq, this.salt),
+    };
+    this.indexMessage(m);
+    this.onChange();
+    return m;
+  }
+
+  /** Apply a change to a message and bump its seq, lastModified and changeKey. */
+  touch(m: StoredMessage, nowIso: string): void {
+    m.seq = this.nextSeq();
+    m.lastModifiedDateTime = nowIso;
+    m.changeKey = changeKeyOf(m.seq, this.salt);
+    this.onChange();
+  }
+
+  moveMessage(m: StoredMessage, destId: string, nowIso: string): StoredMessage {
+    if (destId === m.folderId) {
+      this.touch(m, nowIso);
+      return m;
+    }
+    const seq = this.nextSeq();
+    // Moved out: the item still exists elsewhere, so 'changed' rather than 'deleted'.
+    this.tombstones.push({ folderId: m.folderId, id: m.id, immutableId: m.immutableId, seq, reason: 'changed' });
+    this.byFolder.get(m.folderId)?.delete(m.immutableId);
+    m.moves += 1;
+    m.id = hashId('AAMkAGI2TG93AAA', this.salt, 'rest', m.immutableId, String(m.moves));
+    m.folderId = destId;
+    this.touch(m, nowIso);
+    m.folderSeq = m.seq;
+    this.indexMessage(m);
+    return m;
+  }
+
+  copyMessage(m: StoredMessage, destId: string, nowIso: string): StoredMessage {
+    const copy = this.addMessage({
+      subject: m.subject, bodyContentType: m.bodyContentType, body: m.body, from: m.from, to: m.to, cc: m.cc,
+      receivedDateTime: m.receivedDateTime, sentDateTime: m.sentDateTime, importance: m.importance, isRead: m.isRead,
+      hasAttachments: m.hasAttachments, categories: m.categories, flagStatus: m.flagStatus, isDraft: m.isDraft,
+    }, destId, nowIso);
+    copy.conversationId = m.conversationId;
+    copy.internetMessageId = m.internetMessageId;
+    return copy;
+  }
+
+  /** Hard delete (DELETE on the item removes it; it does not go to Deleted Items). */
+  deleteMessage(m: StoredMessage): void {
+    const seq = this.nextSeq();
+    this.tombstones.push({ folderId: m.folderId, id: m.id, immutableId: m.immutableId, seq, reason: 'deleted' });
+    this.byFolder.get(m.folderId)?.delete(m.immutableId);
+    this.messages.delete(m.immutableId);
+    this.onChange();
+  }
+
+  /** Tombstones of a folder with seq in (from, to]. */
+  tombstonesIn(folderId: string, from: number, to: number): Tombstone[] {
+    return this.tombstones.filter((t) => t.folderId === folderId && t.seq > from && t.seq <= to);
+  }
+}
