@@ -46,9 +46,10 @@ export class Scheduler {
 
 /** The next time a cron expression fires, without scheduling anything. */
 export function nextRunOf(schedule: string, timezone?: string): Date | null {
+  // getNextRun() is null on a task that is not started; getNextRuns() computes from the pattern alone.
   const task = cron.createTask(schedule, () => undefined, { timezone });
   try {
-    return task.getNextRun();
+    return task.getNextRuns(1)[0] ?? null;
   } finally {
     void task.destroy();
   }
