@@ -9,7 +9,7 @@ import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
  * `mailbox-agent start`: the sandbox (when no tenant is configured), the web UI and the scheduler.
  * Reads top to bottom: runtime → app → listen → schedule → shut down on a signal.
  */
-export async function startServer(config: Config, log: Logger): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
+export async function startServer(config: Config, log: Logger, options: { installSignalHandlers?: boolean } = {}): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
   const rt = await createRuntime(config, { log, sandbox: 'own' });
   if (rt.endpoints.sandbox) {
     log.info(`mailbox-agent is running against the built-in Microsoft 365 sandbox (MS_CLIENT_ID is not set). Open ${rt.publicUrl} and sign in as alice@contoso.test (password: sandbox).`);
@@ -38,8 +38,10 @@ export async function startServer(config: Config, log: Logger): Promise<{ rt: Ru
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await rt.close();
     })());
-  const onSignal = () => void stop().then(() => process.exit(0));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  if (options.installSignalHandlers !== false) {
+    const onSignal = () => void stop().then(() => process.exit(0));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
   return { rt, server, stop };
 }

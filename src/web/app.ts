@@ -41,7 +41,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req, res, next) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('X-Frame-Options', 'DENY');
-    res.setHeader('Referrer-Policy', 'no-referrer');
+    // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on our own form posts.
+    res.setHeader('Referrer-Policy', 'same-origin');
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' https: http://localhost:* http://127.0.0.1:*; frame-ancestors 'none'; base-uri 'none'");
     res.setHeader('Cache-Control', 'no-store');
     next();
@@ -138,13 +139,18 @@ function readCookie(req: Request, name: string): string | undefined {
   return undefined;
 }
 
-/** Refuses cross-site POSTs: a page elsewhere must not make the agent act or sign out. */
+/**
+ * Refuses cross-site POSTs: a page elsewhere must not make the agent act or sign out.
+ * Browsers send Sec-Fetch-Site; older ones only Origin. Clients that send neither (the CLI, curl) are not browsers.
+ */
 function sameOriginPosts(req: Request, _res: Response, next: NextFunction): void {
   if (req.method !== 'POST') return next();
   const site = req.get('sec-fetch-site');
   const origin = req.get('origin');
-  const host = req.get('host');
-  const crossSite = (site && site !== 'same-origin' && site !== 'none') || (origin && origin !== 'null' && host && new URL(origin).host !== host) || origin === 'null';
+  let crossSite: boolean;
+  if (site) crossSite = site !== 'same-origin' && site !== 'none';
+  else if (origin) crossSite = origin === 'null' || new URL(origin).host !== req.get('host');
+  else crossSite = false;
   if (crossSite) {
     return next(new AgentError('USAGE', 'Cross-site request refused.', { status: 403, remedy: 'Use the dashboard or the CLI.' }));
   }

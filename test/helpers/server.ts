@@ -1,0 +1,47 @@
+import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer } from '../../src/cli/server.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import { logCapture, REPO } from './harness.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+/** The agent as `npm start` runs it (web UI + scheduler), on free ports, against a sandbox of the test's own. */
+export async function startAgentServer(extraEnv: Record<string, string> = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ma-srv-'));
+  const sandbox: Sandbox = await startSandbox({ dataDir: path.join(dir, 'sandbox'), port: 0 });
+  const port = await freePort();
+  const jobsPath = path.join(dir, 'agent.config.yaml');
+  writeFileSync(jobsPath, readFileSync(path.join(REPO, 'agent.config.yaml'), 'utf8'));
+  const env = {
+    DATA_DIR: dir,
+    STORE_URL: `sqlite://${path.join(dir, 'agent.sqlite')}`,
+    AGENT_CONFIG: jobsPath,
+    SANDBOX_PORT: new URL(sandbox.url).port,
+    PORT: String(port),
+    MS_REDIRECT_URI: `http://localhost:${port}/auth/callback`,
+    ...extraEnv,
+  };
+  const config = loadConfig(env, { envFile: false, cwd: dir });
+  const { lines, log } = logCapture();
+  const server = await startServer(config, log, { installSignalHandlers: false });
+  return {
+    dir, sandbox, env, logs: lines, url: `http://127.0.0.1:${port}`, rt: server.rt,
+    async close() {
+      await server.stop();
+      await sandbox.close();
+    },
+  };
+}
