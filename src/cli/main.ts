@@ -45,11 +45,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
-function parse(args: string[], options: Record<string, { type: 'boolean' | 'string'; short?: string }>, positionals = 0) {
+function parse(args: string[], options: Record<string, { type: 'boolean' | 'string'; short?: string }>, positionals = 0): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     const parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true });
     if (parsed.positionals.length > positionals) throw new Error(`unexpected argument "${parsed.positionals[positionals]}"`);
-    return parsed;
+    return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
   } catch (error) {
     throw new AgentError('USAGE', (error as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''), { remedy: 'Run mailbox-agent --help.' });
   }

@@ -22,7 +22,7 @@ describe('sign in once through the sandbox, then run the triage job', () => {
   test('the sign-in lands on the dashboard with the account; tokens are stored encrypted', async () => {
     const { response } = await signIn(h);
     assert.equal(response.status, 303);
-    assert.match(response.headers.location, /^\/\?notice=Signed%20in%20as%20alice%40contoso\.test/);
+    assert.match(response.headers.location!, /^\/\?notice=Signed%20in%20as%20alice%40contoso\.test/);
     const status = (await h.http.get('/api/status').expect(200)).body;
     assert.equal(status.state, 'ready');
     assert.equal(status.account.upn, 'alice@contoso.test');

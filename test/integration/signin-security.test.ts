@@ -16,7 +16,7 @@ describe('the sign-in callback refuses what it must, and stores nothing then', (
 
   test('sign-in sends PKCE S256, state, nonce and offline_access, and binds the flow to an HttpOnly cookie', async () => {
     const res = await h.http.get('/auth/signin').set('Host', hostOf(h)).expect(302);
-    const url = new URL(res.headers.location);
+    const url = new URL(res.headers.location!);
     assert.equal(url.origin, h.sandbox.url);
     assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
     assert.ok((url.searchParams.get('code_challenge') ?? '').length >= 43);
@@ -40,9 +40,9 @@ describe('the sign-in callback refuses what it must, and stores nothing then', (
 
   test('a forged state is refused', async () => {
     const start = await h.http.get('/auth/signin').set('Host', hostOf(h)).expect(302);
-    const page = await h.fetch(start.headers.location);
+    const page = await h.fetch(start.headers.location!);
     const form = parseForm(await page.text());
-    const posted = await h.fetch(new URL(form.action, start.headers.location), {
+    const posted = await h.fetch(new URL(form.action, start.headers.location!), {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ ...form.fields, username: 'alice@contoso.test', password: 'sandbox', action: 'signin' }).toString(),
@@ -58,9 +58,9 @@ describe('the sign-in callback refuses what it must, and stores nothing then', (
 
   test('an error response shows the AADSTS text and what to do', async () => {
     const start = await h.http.get('/auth/signin').set('Host', hostOf(h)).expect(302);
-    const page = await h.fetch(start.headers.location);
+    const page = await h.fetch(start.headers.location!);
     const form = parseForm(await page.text());
-    const posted = await h.fetch(new URL(form.action, start.headers.location), {
+    const posted = await h.fetch(new URL(form.action, start.headers.location!), {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ ...form.fields, action: 'cancel' }).toString(),
