@@ -121,6 +121,7 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
     ...(auth.refreshTokenIssuedAt ? { refreshTokenIssuedAt: auth.refreshTokenIssuedAt } : {}),
     signinUrl: rt.signinUrl,
     jobs,
+    recentActions: await rt.runner.recentActions({ limit: 20 }),
   };
 }
 export type Status = Awaited<ReturnType<typeof buildStatus>>;

@@ -37,6 +37,8 @@ export interface JobContext {
   fetch: typeof fetch;
   /** Jobs report what they examined and did here. */
   report: { examined: number; actions: ActionRecord[] };
+  /** Writes the actions reported so far to the audit log (the runner also does at the end of the run). */
+  checkpoint(): Promise<void>;
 }
 
 export function jobStore(store: Store, job: string): JobStore {

@@ -67,6 +67,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
     if (!page.deltaLink && !page.nextLink) {
       throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'a delta page with neither @odata.nextLink nor @odata.deltaLink', method: 'GET', path: 'messages/delta' });
     }
+    await ctx.checkpoint();
     if (!ctx.dryRun) await ctx.store.set(stateKey, next);
     state = next;
     if (page.deltaLink) return;

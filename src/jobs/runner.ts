@@ -6,7 +6,9 @@ import type { Logger } from '../config/logger.ts';
 import type { GraphClient } from '../graph/client.ts';
 import { Mailbox } from '../graph/mailbox.ts';
 import type { Store } from '../store/index.ts';
+import { AuditLog, type AuditEntry } from './audit.ts';
 import { jobStore, type ActionRecord, type JobContext } from './context.ts';
+import { JobLock } from './lock.ts';
 import { runInboxRules } from './inbox-rules.ts';
 
 /** The JSON of `run --json` and `POST /api/jobs/:name/run` (DESIGN.md). */
@@ -51,7 +53,21 @@ export interface JobRunnerDeps {
  */
 export class JobRunner {
   private readonly running = new Set<string>();
-  constructor(private readonly deps: JobRunnerDeps) {}
+  private readonly audit: AuditLog;
+  private readonly lock: JobLock;
+  constructor(private readonly deps: JobRunnerDeps) {
+    const now = deps.now ?? (() => new Date());
+    this.audit = new AuditLog(deps.store, () => deps.jobs.jobs.map((j) => j.name), now);
+    this.lock = new JobLock(deps.store, () => now().getTime());
+  }
+
+  /**
+   * The audit log, newest first: every action jobs took (done, failed, skipped), for status and the dashboard.
+   * Example: `await runner.recentActions({ job: 'triage', limit: 20 })`.
+   */
+  recentActions(options: { job?: string; limit?: number } = {}): Promise<AuditEntry[]> {
+    return this.audit.recent(options);
+  }
 
   get jobs(): JobSpec[] {
     return this.deps.jobs.jobs;
@@ -76,13 +92,24 @@ export class JobRunner {
     if (this.running.has(name)) {
       throw new AgentError('JOB_BUSY', `The job "${name}" is already running.`, { remedy: 'Wait for it to finish; its result will show in status.', status: 409 });
     }
-    this.running.add(name);
     const now = this.deps.now ?? (() => new Date());
-    const runStart = now();
     const runId = randomUUID().slice(0, 8);
     const dryRun = options.dryRun ?? false;
+    this.running.add(name);
+    // Across processes sharing the store: one run of a job at a time (a dry run writes nothing, so needs no lock).
+    let held: Awaited<ReturnType<JobLock['acquire']>> | undefined;
+    if (!dryRun) {
+      try {
+        held = await this.lock.acquire(name, runId);
+      } catch (error) {
+        this.running.delete(name);
+        throw error;
+      }
+    }
+    const runStart = now();
     const graph = this.deps.graph.scoped();
     const log = this.deps.log.child({ job: name, run: runId, ...(dryRun ? { dryRun } : {}) });
+    let flushed = 0;
     const ctx: JobContext = {
       job: name,
       runId,
@@ -95,6 +122,12 @@ export class JobRunner {
       runStart,
       fetch: this.deps.fetch ?? fetch,
       report: { examined: 0, actions: [] },
+      checkpoint: async () => {
+        if (dryRun) return;
+        const fresh = ctx.report.actions.slice(flushed);
+        flushed = ctx.report.actions.length;
+        await this.audit.append(name, runId, fresh);
+      },
     };
     let error: unknown;
     log.info('run started');
@@ -102,9 +135,15 @@ export class JobRunner {
       await runJob(ctx, job);
     } catch (caught) {
       error = caught;
-    } finally {
-      this.running.delete(name);
     }
+    try {
+      await ctx.checkpoint();
+    } catch (caught) {
+      log.error({ err: caught }, 'could not write the audit log');
+      error ??= caught;
+    }
+    await held?.release().catch((e) => log.warn({ err: e }, 'could not release the job lock'));
+    this.running.delete(name);
     const result: JobRunResult = {
       job: name,
       ok: error === undefined,

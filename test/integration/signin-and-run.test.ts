@@ -82,6 +82,23 @@ describe('sign in once through the sandbox, then run the triage job', () => {
     assert.deepEqual(real.actions.map((a: { action: string; result: string }) => `${a.action}:${a.result}`), ['flag:done'], 'the dry run did not advance the delta link');
   });
 
+  test('the audit log: status lists recent actions newest first, and runner.recentActions filters by job', async () => {
+    const status = (await h.http.get('/api/status').expect(200)).body;
+    assert.ok(Array.isArray(status.recentActions) && status.recentActions.length === 20, 'bounded to 20 in status');
+    const first = status.recentActions[0];
+    assert.equal(first.job, 'triage');
+    assert.equal(first.action, 'flag');
+    assert.equal(first.result, 'done');
+    assert.equal(first.subject, 'Invoice INV-1');
+    assert.equal(first.rule, 'invoices');
+    assert.ok(first.messageId && !Number.isNaN(Date.parse(first.at)));
+    for (let i = 1; i < status.recentActions.length; i++) assert.ok(status.recentActions[i - 1].at >= status.recentActions[i].at);
+    const viaRunner = await h.rt.runner.recentActions({ job: 'triage', limit: 3 });
+    assert.deepEqual(viaRunner, status.recentActions.slice(0, 3));
+    assert.deepEqual(await h.rt.runner.recentActions({ job: 'no-such-job' }), []);
+    assert.ok(!status.recentActions.some((a: { result: string }) => a.result === 'planned'), 'dry-run plans are not actions taken');
+  });
+
   test('the dashboard shows the last run', async () => {
     const page = await h.http.get('/').expect(200);
     assert.match(page.text, /data-job="triage"/);
