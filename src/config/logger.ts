@@ -1,4 +1,5 @@
 import pino, { type Logger, type DestinationStream } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -14,7 +15,10 @@ export const REDACT_PATHS = [
  * The one logger factory. Tests pass a `destination` to capture lines and assert on them.
  * Example: `const log = createLogger({ level: 'info' }); log.child({ job: 'triage' }).info('run started')`.
  */
-export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
+export function createLogger(options: { level?: string; destination?: DestinationStream; pretty?: boolean } = {}): Logger {
+  // Humans at a terminal get readable lines; services and pipes get JSON. Redaction applies to both.
+  const human = options.pretty ?? (!options.destination && Boolean(process.stderr.isTTY));
+  const destination = options.destination ?? (human ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }) : pino.destination({ fd: 2, sync: true }));
   return pino(
     {
       level: options.level ?? 'info',
@@ -23,7 +27,7 @@ export function createLogger(options: { level?: string; destination?: Destinatio
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
     },
-    options.destination ?? pino.destination({ fd: 2, sync: true }),
+    destination,
   );
 }
 

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -9,12 +9,25 @@ import type { Logger } from '../config/logger.ts';
 import { redactText } from '../config/logger.ts';
 import { cronInWords } from './cron-words.ts';
 import { SigninFlows } from './signin-flows.ts';
+import { createUiSecurity } from './security.ts';
 import type { DelegatedAuth } from '../auth/index.ts';
 import type { JobRunner, JobRunResult } from '../jobs/index.ts';
 import type { Status } from '../cli/runtime.ts';
 
 const VIEWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
 const FLOW_COOKIE = 'ma_signin';
+
+export interface AuditEntry {
+  at: string;
+  job: string;
+  rule: string;
+  messageId: string;
+  subject?: string;
+  action: string;
+  value?: unknown;
+  result: string;
+  error?: string;
+}
 
 export interface AppDeps {
   auth: DelegatedAuth;
@@ -23,6 +36,12 @@ export interface AppDeps {
   log: Logger;
   redirectUri: URL;
   adminPassword?: string;
+  /** Signs session cookies and CSRF tokens; random per process when not given. */
+  secret?: Buffer;
+  /** Behind a TLS-terminating reverse proxy: trust X-Forwarded-Proto so cookies get `Secure`. */
+  trustProxy?: boolean;
+  /** The audit log, newest first. */
+  recentActions?: (filter: { job?: string; limit: number }) => Promise<AuditEntry[]>;
   now?: () => number;
 }
 
@@ -35,29 +54,52 @@ export function createApp(deps: AppDeps): express.Express {
   const eta = new Eta({ views: VIEWS, autoEscape: true, cache: true });
   const flows = new SigninFlows(undefined, deps.now);
   const results = new Map<string, JobRunResult>();
+  const security = createUiSecurity({ password: deps.adminPassword, secret: deps.secret ?? randomBytes(32), now: deps.now });
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', deps.trustProxy ? 1 : false);
 
-  app.use((req, res, next) => {
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('X-Frame-Options', 'DENY');
-    // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on our own form posts.
-    res.setHeader('Referrer-Policy', 'same-origin');
-    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' https: http://localhost:* http://127.0.0.1:*; frame-ancestors 'none'; base-uri 'none'");
+  app.use(security.headers);
+  app.use((_req, res, next) => {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
-
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
   app.use('/static', express.static(path.join(VIEWS, 'static'), { fallthrough: false, maxAge: '1h' }));
-
-  if (deps.adminPassword) app.use(basicAuth(deps.adminPassword));
+  app.use(security.cookies);
+  app.use(express.urlencoded({ extended: false, limit: '8kb' }));
   app.use(sameOriginPosts);
+  app.use(security.csrf);
+
+  app.get('/login', (req, res) => {
+    if (!security.passwordProtected) return res.redirect(303, '/');
+    res.type('html').send(eta.render('login', { csrf: security.csrfToken(req, res), next: safeNext(req.query.next), failed: req.query.failed === '1' }));
+  });
+  app.post('/login', security.loginLimiter, (req, res) => {
+    const next = safeNext((req.body as Record<string, string>).next);
+    if (!security.login(req, res)) {
+      deps.log.warn({ ip: req.ip }, 'failed login to the dashboard');
+      return res.redirect(303, `/login?failed=1&next=${encodeURIComponent(next)}`);
+    }
+    res.redirect(303, next);
+  });
+  app.post('/logout', (_req, res) => {
+    security.logout(res);
+    res.redirect(303, '/login');
+  });
+
+  app.use(security.requireLogin);
+  app.use('/auth', security.authLimiter);
 
   app.get('/', async (req, res) => {
-    const status = await deps.status();
+    const job = typeof req.query.job === 'string' && req.query.job ? req.query.job : undefined;
+    const [status, actions] = await Promise.all([deps.status(), deps.recentActions?.({ job, limit: 50 }) ?? Promise.resolve(undefined)]);
     const ran = typeof req.query.ran === 'string' ? results.get(req.query.ran) : undefined;
-    res.type('html').send(eta.render('dashboard', { status, ran, cronInWords, notice: typeof req.query.notice === 'string' ? req.query.notice : undefined }));
+    res.type('html').send(
+      eta.render('dashboard', {
+        status, ran, actions, actionsJob: job, cronInWords, csrf: security.csrfToken(req, res), passwordProtected: security.passwordProtected,
+        notice: typeof req.query.notice === 'string' ? req.query.notice : undefined,
+      }),
+    );
   });
 
   app.get('/auth/signin', async (req, res) => {
@@ -74,7 +116,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   const callbackPaths = [...new Set(['/auth/callback', deps.redirectUri.pathname])];
   app.get(callbackPaths, async (req, res) => {
-    const pending = flows.take(readCookie(req, FLOW_COOKIE));
+    const pending = flows.take(req.cookies?.[FLOW_COOKIE] as string | undefined);
     res.clearCookie(FLOW_COOKIE, { path: '/auth' });
     if (!pending) {
       throw new AgentError('SIGNIN_STATE_INVALID', 'This sign-in response does not belong to a sign-in started in this browser, or it was already used.', {
@@ -87,7 +129,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.redirect(303, `/?notice=${encodeURIComponent(`Signed in as ${account.upn}.`)}`);
   });
 
-  app.post('/auth/signout', express.urlencoded({ extended: false, limit: '4kb' }), async (req, res) => {
+  app.post('/auth/signout', async (req, res) => {
     const account = await deps.auth.signout();
     const message = `Signed out${account ? ` ${account.upn}` : ''}: every token is erased. To revoke the app's access at Microsoft too, remove it at https://myapps.microsoft.com (or https://account.live.com/consent/Manage for a personal account).`;
     if (wantsJson(req)) return void res.json({ ok: true, message });
@@ -102,8 +144,8 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   // The dashboard's buttons: a form post that shows the result on the page.
-  app.post('/jobs/:name/run', express.urlencoded({ extended: false, limit: '4kb' }), async (req, res) => {
-    const dryRun = req.body?.dryRun === '1';
+  app.post('/jobs/:name/run', async (req, res) => {
+    const dryRun = (req.body as Record<string, string> | undefined)?.dryRun === '1';
     const result = await deps.runner.run(String(req.params.name), { dryRun });
     results.set(result.job, result);
     res.redirect(303, `/?ran=${encodeURIComponent(result.job)}#jobs`);
@@ -125,19 +167,15 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
+/** Only a local path may follow a login: never an absolute URL (open redirect). */
+function safeNext(value: unknown): string {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') && !value.startsWith('/\\') ? value : '/';
+}
+
 function wantsJson(req: Request): boolean {
   return req.path.startsWith('/api/') || (req.accepts(['html', 'json']) === 'json');
 }
 
-function readCookie(req: Request, name: string): string | undefined {
-  const header = req.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === name) return decodeURIComponent(v.join('='));
-  }
-  return undefined;
-}
 
 /**
  * Refuses cross-site POSTs: a page elsewhere must not make the agent act or sign out.
@@ -155,19 +193,4 @@ function sameOriginPosts(req: Request, _res: Response, next: NextFunction): void
     return next(new AgentError('USAGE', 'Cross-site request refused.', { status: 403, remedy: 'Use the dashboard or the CLI.' }));
   }
   next();
-}
-
-function basicAuth(password: string) {
-  return (req: Request, res: Response, next: NextFunction) => {
-    const header = req.get('authorization') ?? '';
-    const [scheme, value] = header.split(' ');
-    const given = scheme?.toLowerCase() === 'basic' && value ? Buffer.from(value, 'base64').toString('utf8').split(':').slice(1).join(':') : undefined;
-    if (given !== undefined && timingSafeEqualString(given, password)) return next();
-    res.setHeader('WWW-Authenticate', 'Basic realm="mailbox-agent", charset="UTF-8"');
-    res.status(401).type('text').send('The agent is password-protected (ADMIN_PASSWORD).');
-  };
-}
-
-function timingSafeEqualString(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
