@@ -102,10 +102,11 @@ export function createUiSecurity(options: UiSecurityOptions) {
     if (!options.password) return next();
     if (validSession(req.cookies?.[SESSION_COOKIE])) return next();
     const header = req.get('authorization') ?? '';
-    const [scheme, value = ''] = header.split(' ');
+    const scheme = header.split(' ')[0];
+    const value = header.slice((scheme?.length ?? 0) + 1);
     if (scheme?.toLowerCase() === 'bearer' && passwordMatches(value)) return next();
     if (scheme?.toLowerCase() === 'basic' && passwordMatches(Buffer.from(value, 'base64').toString('utf8').split(':').slice(1).join(':'))) return next();
-    if (req.method === 'GET' && req.accepts(['html', 'json']) === 'html') {
+    if (req.method === 'GET' && !req.path.startsWith('/api/') && (req.get('accept') ?? '').includes('text/html')) {
       return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
     }
     res.setHeader('WWW-Authenticate', 'Bearer realm="mailbox-agent"');
@@ -114,7 +115,10 @@ export function createUiSecurity(options: UiSecurityOptions) {
 
   const login = (req: Request, res: Response): boolean => {
     const given = String((req.body as Record<string, string> | undefined)?.password ?? '');
-    if (!passwordMatches(given)) return false;
+    if (!passwordMatches(given)) {
+      res.locals.loginFailed = true;
+      return false;
+    }
     res.cookie(SESSION_COOKIE, sessionValue(now() + SESSION_TTL_MS), { httpOnly: true, sameSite: 'lax', secure: secure(req), path: '/', maxAge: SESSION_TTL_MS });
     return true;
   };
@@ -126,6 +130,8 @@ export function createUiSecurity(options: UiSecurityOptions) {
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     skipSuccessfulRequests: true,
+    // A failed login answers 303 back to the form, so success is the login's outcome, not the status.
+    requestWasSuccessful: (_req, res) => !res.locals.loginFailed,
     handler: (_req, _res, next) => next(new AgentError('USAGE', 'Too many login attempts.', { status: 429, remedy: 'Wait 15 minutes and try again.' })),
   });
   const authLimiter = rateLimit({

@@ -48,4 +48,36 @@ describe('a person signs in with a real browser and runs the job from the dashbo
     const moved = agent.sandbox.admin.folders('alice@contoso.test').find((f) => f.displayName === 'Newsletters');
     assert.ok(moved && moved.totalItemCount > 0, 'the mailbox really changed');
   });
+
+  test('a hostile subject shows as text, never as markup', async () => {
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    agent.sandbox.admin.deliver('alice@contoso.test', { subject: '<img src=x onerror=alert(1)> urgent', from: 'mallory@contoso.test' });
+    await page.goto(agent.url);
+    await page.getByRole('button', { name: 'Run now' }).first().click();
+    await page.waitForSelector('[data-testid="run-result"]');
+    const cell = page.getByTestId('run-result').getByText('<img src=x onerror=alert(1)> urgent', { exact: true });
+    assert.equal(await cell.count(), 1, 'the subject is shown literally');
+    assert.equal(await page.locator('[data-testid="run-result"] img').count(), 0, 'no element was created from it');
+    assert.deepEqual(dialogs, []);
+  });
+
+  test('the attention banner appears after invalid_grant and goes after signing in again', async () => {
+    agent.sandbox.admin.injectTokenError('alice@contoso.test', { status: 400, error: 'invalid_grant', aadsts: 70008, description: 'The provided authorization code or refresh token has expired due to inactivity.' });
+    await assert.rejects(agent.rt.auth.getAccessToken({ forceRefresh: true }));
+    await page.goto(agent.url);
+    const banner = page.getByTestId('attention');
+    assert.match(await banner.textContent() ?? '', /A new sign-in is needed[\s\S]*AADSTS70008/);
+    await banner.getByRole('link', { name: 'Sign in again' }).click();
+    await page.waitForURL((url) => url.pathname.endsWith('/oauth2/v2.0/authorize'));
+    await page.getByLabel(/email|user/i).fill('alice@contoso.test');
+    await page.getByLabel(/password/i).fill('sandbox');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((url) => url.pathname === '/' && url.port === new URL(agent.url).port);
+    assert.equal(await page.getByTestId('attention').count(), 0);
+    assert.equal(await page.getByTestId('token-state').textContent(), 'ready');
+  });
 });
