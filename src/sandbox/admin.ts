@@ -16,12 +16,20 @@
  *   POST /_sandbox/delta/expire                   every delta token answers 410 SyncStateNotFound afterwards
  *   POST /_sandbox/policy                         {clientId, mailboxes: [upn]|null} application access policy
  *   POST /_sandbox/reset                          reseed mailboxes, forget grants and tokens, clear injections and logs
+ *   POST /_sandbox/inject/fault                   {kind: 429|503|reset|malformed|latency, times?, after?, match?: {method?, pathContains?},
+ *                                                  retryAfter?, latencyMs?} the next matching Graph requests fail (see faults.ts)
+ *   GET  /_sandbox/faults                         {pending, fired: {kind: count}}
+ *   POST /_sandbox/faults/clear                   drop pending faults, zero the counters
+ *   GET  /_sandbox/mailbox/:upn/events            calendar events (start/end in UTC)
+ *   POST /_sandbox/mailbox/:upn/events            {subject, start, end (ISO with offset), location?, organizer?, isAllDay?, body?} -> 201 event
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
 import type { GraphRequestLogEntry, InjectedTokenError, SandboxContext, TokenRequestLogEntry } from './context.ts';
 import { findUser, SANDBOX_USERS } from './directory.ts';
 import { textOf } from './mailbox-generator.ts';
 import type { StoredMessage } from './mailbox-store.ts';
+import type { FaultKind, FaultSpec } from './faults.ts';
+import type { NewEvent, StoredEvent } from './calendar.ts';
 
 export interface AdminMessage {
   id: string;
@@ -82,6 +90,13 @@ export interface SandboxAdmin {
   expireDeltaTokens(): void;
   setAccessPolicy(clientId: string, mailboxes: string[] | null): void;
   reset(): void;
+  /** The next matching Graph requests (or batch sub-requests) fail as `spec` says. */
+  injectFault(spec: FaultSpec): void;
+  clearFaults(): void;
+  faults(): { pending: number; fired: Record<FaultKind, number> };
+  /** Put an event on the user's calendar. */
+  addEvent(upn: string, input: NewEvent): StoredEvent;
+  events(upn: string): StoredEvent[];
 }
 
 export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): SandboxAdmin {
@@ -195,8 +210,22 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
       else policy[clientId] = mailboxes.map((m) => m.toLowerCase());
       ctx.state.changed();
     },
+    injectFault(spec) {
+      ctx.faults.inject(spec);
+    },
+    clearFaults() {
+      ctx.faults.clear();
+    },
+    faults: () => ({ pending: ctx.faults.pending(), fired: { ...ctx.faults.fired } }),
+    addEvent(upn, input) {
+      return box(upn).addEvent(input, new Date(ctx.now()).toISOString());
+    },
+    events(upn) {
+      return box(upn).allEvents();
+    },
     reset() {
       ctx.state.reset();
+      ctx.faults.clear();
       ctx.injections.length = 0;
       ctx.tokenLog.length = 0;
       ctx.graphLog.length = 0;
@@ -273,6 +302,15 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
     admin.setAccessPolicy(b.clientId, Array.isArray(b.mailboxes) ? b.mailboxes.map(String) : null);
   }));
   r.post('/reset', wrap(() => admin.reset()));
+  r.post('/inject/fault', wrap((req) => admin.injectFault((req.body ?? {}) as FaultSpec)));
+  r.get('/faults', wrap(() => admin.faults()));
+  r.post('/faults/clear', wrap(() => admin.clearFaults()));
+  r.get('/mailbox/:upn/events', wrap((req) => admin.events(String(req.params.upn))));
+  r.post('/mailbox/:upn/events', wrap((req, res) => {
+    const event = admin.addEvent(String(req.params.upn), (req.body ?? {}) as NewEvent);
+    res.status(201);
+    return event;
+  }));
   r.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'unknown sandbox admin route; see src/sandbox/admin.ts' });
   });

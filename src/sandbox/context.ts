@@ -1,4 +1,5 @@
 import type { SigningMaterial } from './certificates.ts';
+import type { FaultInjector } from './faults.ts';
 import type { SandboxState } from './state.ts';
 
 export interface TokenRequestLogEntry {
@@ -18,6 +19,8 @@ export interface GraphRequestLogEntry {
   status: number;
   upn?: string;
   requestId: string;
+  /** Set on a `$batch` sub-request: `{batch request-id}#{item id}`. */
+  inBatch?: string;
 }
 
 export interface InjectedTokenError {
@@ -50,6 +53,8 @@ export interface SandboxContext {
   /** In-flight Graph requests per mailbox (throttling). */
   inFlight: Map<string, number>;
   maxConcurrentPerMailbox: number;
+  /** Injected Graph faults (429 storms, 503, resets, malformed JSON, latency). */
+  faults: FaultInjector;
 }
 
 export const LOG_LIMIT = 5000;

@@ -5,6 +5,8 @@ import { findUser, GRAPH_APP_ID, GRAPH_RESOURCE, SANDBOX_TENANT_ID, type Sandbox
 import { verifyJwt, type JwtPayload } from './jwt.ts';
 import { textOf, type Address } from './mailbox-generator.ts';
 import type { Mailbox, StoredFolder, StoredMessage } from './mailbox-store.ts';
+import { BatchError, runBatch } from './batch.ts';
+import { EVENT_PROPERTIES, eventJson, ianaZone, parseWindowBound } from './calendar.ts';
 
 /**
  * Microsoft Graph v1.0 emulation (mail): /me and /users/{id|upn}, mail
@@ -459,6 +461,46 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     };
   }
 
+  // ---------- calendar ----------
+  /** The zone of returned start/end: `Prefer: outlook.timezone` (Windows or IANA name), else UTC. */
+  function eventZone(call: GraphCall): { name: string; iana: string } {
+    const asked = parsePrefer(call.req).timezone;
+    const iana = asked ? ianaZone(asked) : undefined;
+    if (asked && iana) {
+      call.res.setHeader('Preference-Applied', `outlook.timezone="${asked}"`);
+      return { name: asked, iana };
+    }
+    return { name: 'UTC', iana: 'UTC' };
+  }
+
+  function listEvents(call: GraphCall, path: string, window: boolean) {
+    let from = -Infinity;
+    let to = Infinity;
+    if (window) {
+      const s = parseWindowBound(call.query.get('startDateTime'));
+      const e = parseWindowBound(call.query.get('endDateTime'));
+      if (s === undefined || e === undefined) {
+        throw new GraphError(400, 'ErrorInvalidParameter', 'This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.');
+      }
+      from = s;
+      to = e;
+    }
+    const select = parseSelect(call.query.get('$select'), EVENT_PROPERTIES, 'event');
+    const zone = eventZone(call);
+    const items = call.box.allEvents().filter((ev) => Date.parse(ev.start) < to && Date.parse(ev.end) > from);
+    const { page, nextLink } = pageOf(call, items, path);
+    const value = page.map((ev) => {
+      const full = eventJson(ev, zone);
+      if (!select) return full;
+      const out: Record<string, unknown> = { '@odata.etag': full['@odata.etag'], id: ev.id };
+      for (const k of select) out[k] = full[k];
+      return out;
+    });
+    const body: Record<string, unknown> = { '@odata.context': ctxUrl(call, 'events'), value };
+    if (nextLink) body['@odata.nextLink'] = nextLink;
+    return body;
+  }
+
   // ---------- dispatch ----------
   function dispatch(call: GraphCall, rest: string[]): unknown {
     const method = call.req.method;
@@ -473,6 +515,14 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     if (a === 'mailboxSettings' && len === 1) {
       if (method !== 'GET') throw nope();
       return mailboxSettings(call);
+    }
+    if ((a === 'calendarView' && len === 1) || (a === 'calendar' && b === 'calendarView' && len === 2)) {
+      if (method !== 'GET') throw nope();
+      return listEvents(call, path, true);
+    }
+    if ((a === 'events' && len === 1) || (a === 'calendar' && b === 'events' && len === 2)) {
+      if (method !== 'GET') throw nope();
+      return listEvents(call, path, false);
     }
     if (a === 'sendMail' && len === 1) {
       if (method !== 'POST') throw nope();
@@ -574,6 +624,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     if (rest.length === 0) need.push('User.Read', 'User.ReadBasic.All', 'User.Read.All', 'Mail.Read', 'Mail.ReadWrite');
     else if (rest[0] === 'mailboxSettings') need.push('MailboxSettings.Read', 'MailboxSettings.ReadWrite');
     else if (rest[0] === 'sendMail') need.push('Mail.Send');
+    else if (rest[0] === 'calendarView' || rest[0] === 'calendar' || rest[0] === 'events') need.push('Calendars.Read', 'Calendars.ReadWrite');
     else if (isMail && method === 'GET') need.push('Mail.Read', 'Mail.ReadWrite', 'Mail.ReadBasic');
     else if (isMail) need.push('Mail.ReadWrite');
     if (need.length && !need.some((s) => have.includes(s))) {
@@ -583,7 +634,11 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
 
   router.use(express.text({ type: () => true, limit: '4mb' }));
 
-  router.use(async (req, res) => {
+  /**
+   * Serves one Graph request: a real one from express, or a `$batch` sub-request (`inBatch` set) with a
+   * request-like object whose response is captured. Both take the mailbox's concurrency slot and can be faulted.
+   */
+  async function serve(req: Request, res: Response, inBatch?: string): Promise<void> {
     const requestId = randomUUID();
     const clientRequestId = (typeof req.headers['client-request-id'] === 'string' && req.headers['client-request-id']) || requestId;
     const startedAt = ctx.now();
@@ -612,17 +667,37 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
         if (n <= 0) ctx.inFlight.delete(slotHeld);
         else ctx.inFlight.set(slotHeld, n);
       }
-      pushLog(ctx.graphLog, { at: new Date(startedAt).toISOString(), method: req.method, path: req.originalUrl, status: res.statusCode, upn, requestId });
+      pushLog(ctx.graphLog, { at: new Date(startedAt).toISOString(), method: req.method, path: req.originalUrl, status: res.statusCode, upn, requestId, ...(inBatch ? { inBatch } : {}) });
     };
     // 'close' also fires when the client goes away mid-request, so the slot is never leaked.
     res.on('finish', release);
     res.on('close', release);
     try {
+      const fault = ctx.faults.take(req.method, req.originalUrl, inBatch !== undefined);
+      if (fault?.kind === 'reset') {
+        release();
+        req.socket.destroy();
+        return;
+      }
+      if (fault?.kind === 'malformed') {
+        res.status(200).type('application/json').send('{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#Collection(message)","value":[{"id":"AAMkAG');
+        return;
+      }
+      if (fault?.kind === 'latency') await new Promise((r) => setTimeout(r, fault.latencyMs ?? 0));
+      if (fault?.kind === '429') throw new GraphError(429, 'TooManyRequests', 'Too many requests.', { 'Retry-After': fault.retryAfter ?? '1' });
+      if (fault?.kind === '503') throw new GraphError(503, 'ServiceUnavailable', 'The service is temporarily unavailable.', fault.retryAfter ? { 'Retry-After': fault.retryAfter } : {});
       const caller = authenticate(req);
       const rawSegments = req.path.split('/').filter(Boolean).flatMap((seg) => {
         const fm = /^([A-Za-z]+)\('(.*)'\)$/.exec(decodeURIComponent(seg));
         return fm ? [fm[1]!, fm[2]!] : [decodeURIComponent(seg)];
       });
+      if (rawSegments.length === 1 && rawSegments[0] === '$batch' && req.method === 'POST') {
+        if (inBatch) throw new GraphError(400, 'BadRequest', 'A $batch request cannot contain another $batch request.');
+        const text = typeof req.body === 'string' ? req.body : '';
+        const out = await runBatch(text, req, (subReq, subRes, id) => serve(subReq, subRes, `${requestId}#${id}`));
+        res.status(200).type('application/json').send(JSON.stringify(out));
+        return;
+      }
       let target: SandboxUser | undefined;
       let base: string;
       let rest: string[];
@@ -654,7 +729,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       upn = target.upn;
       const box = ctx.state.mailbox(target.upn);
       if (!box) throw new GraphError(404, 'MailboxNotEnabledForRESTAPI', 'The mailbox is either inactive, soft-deleted, or is hosted on-premise.');
-      // Outlook allows 4 concurrent requests per app and mailbox [graph throttling-limits].
+      // Outlook allows 4 concurrent requests per app and mailbox [graph throttling-limits]; batch sub-requests count too.
       const inFlight = ctx.inFlight.get(target.upn) ?? 0;
       if (inFlight >= ctx.maxConcurrentPerMailbox) {
         throw new GraphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'Retry-After': '1' });
@@ -688,10 +763,13 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
         .send(JSON.stringify(result));
     } catch (e) {
       if (e instanceof GraphError) return sendError(e);
+      if (e instanceof BatchError) return sendError(new GraphError(e.status, e.code, e.message));
       sendError(new GraphError(500, 'generalException', 'An unexpected error occurred in the sandbox.'));
       console.error(e);
     }
-  });
+  }
+
+  router.use((req, res) => serve(req, res));
 
   return router;
 }

@@ -9,11 +9,13 @@ import {
 } from './directory.ts';
 import { createEntraRouter } from './entra.ts';
 import { createGraphRouter } from './graph.ts';
+import { FaultInjector } from './faults.ts';
 import { SandboxState } from './state.ts';
 
 export { SANDBOX_CLIENT_ID, SANDBOX_CONFIDENTIAL_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT_ID } from './directory.ts';
 export type { SandboxAdmin, AdminMessage, AdminFolder, DeliverMessageInput } from './admin.ts';
 export type { InjectedTokenError, TokenRequestLogEntry, GraphRequestLogEntry } from './context.ts';
+export type { FaultSpec, FaultKind } from './faults.ts';
 export { generateMailbox } from './mailbox-generator.ts';
 
 export interface SandboxOptions {
@@ -70,6 +72,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const ctx: SandboxContext = {
     state, signing, now, accessTokenLifetimeSec: opts.accessTokenLifetimeSec ?? 3600, origin: '',
     tokenLog: [], graphLog: [], injections: [], latencyMs: 0, inFlight: new Map(), maxConcurrentPerMailbox: 4,
+    faults: new FaultInjector(),
   };
   const admin = createAdmin(ctx, clock);
 

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { makeEvent, type NewEvent, type StoredEvent } from './calendar.ts';
 import type { Address, GeneratedMessage } from './mailbox-generator.ts';
 
 /**
@@ -79,6 +80,7 @@ export interface MailboxData {
   folders: StoredFolder[];
   messages: StoredMessage[];
   tombstones: Tombstone[];
+  events?: StoredEvent[];
 }
 
 function hashId(prefix: string, ...parts: string[]): string {
@@ -101,6 +103,7 @@ export class Mailbox {
   private readonly restIndex = new Map<string, string>(); // rest id -> immutableId (current and old ids)
   private readonly byFolder = new Map<string, Set<string>>();
   tombstones: Tombstone[];
+  readonly events = new Map<string, StoredEvent>();
   /** Called after every mutation (persistence hook). */
   onChange: () => void = () => {};
 
@@ -111,6 +114,7 @@ export class Mailbox {
     this.tombstones = data.tombstones;
     for (const f of data.folders) this.indexFolder(f);
     for (const m of data.messages) this.indexMessage(m);
+    for (const e of data.events ?? []) this.events.set(e.id, e);
   }
 
   static create(upn: string, salt = randomBytes(8).toString('hex')): Mailbox {
@@ -129,7 +133,7 @@ export class Mailbox {
   toJSON(): MailboxData {
     return {
       upn: this.upn, seq: this.seq, salt: this.salt, folders: [...this.folders.values()],
-      messages: [...this.messages.values()], tombstones: this.tombstones,
+      messages: [...this.messages.values()], tombstones: this.tombstones, events: [...this.events.values()],
     };
   }
 
@@ -278,6 +282,18 @@ export class Mailbox {
     this.byFolder.get(m.folderId)?.delete(m.immutableId);
     this.messages.delete(m.immutableId);
     this.onChange();
+  }
+
+  addEvent(input: NewEvent, nowIso: string): StoredEvent {
+    const e = makeEvent(input, this.salt, this.nextSeq(), nowIso);
+    this.events.set(e.id, e);
+    this.onChange();
+    return e;
+  }
+
+  /** Events by start time. */
+  allEvents(): StoredEvent[] {
+    return [...this.events.values()].sort((a, b) => a.start.localeCompare(b.start));
   }
 
   /** Tombstones of a folder with seq in (from, to]. */
