@@ -17,18 +17,6 @@ import type { Status } from '../cli/runtime.ts';
 const VIEWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
 const FLOW_COOKIE = 'ma_signin';
 
-export interface AuditEntry {
-  at: string;
-  job: string;
-  rule: string;
-  messageId: string;
-  subject?: string;
-  action: string;
-  value?: unknown;
-  result: string;
-  error?: string;
-}
-
 export interface AppDeps {
   auth: DelegatedAuth;
   runner: JobRunner;
@@ -40,8 +28,6 @@ export interface AppDeps {
   secret?: Buffer;
   /** Behind a TLS-terminating reverse proxy: trust X-Forwarded-Proto so cookies get `Secure`. */
   trustProxy?: boolean;
-  /** The audit log, newest first. */
-  recentActions?: (filter: { job?: string; limit: number }) => Promise<AuditEntry[]>;
   now?: () => number;
 }
 
@@ -92,7 +78,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/', async (req, res) => {
     const job = typeof req.query.job === 'string' && req.query.job ? req.query.job : undefined;
-    const [status, actions] = await Promise.all([deps.status(), deps.recentActions?.({ job, limit: 50 }) ?? Promise.resolve(undefined)]);
+    const [status, actions] = await Promise.all([deps.status(), deps.runner.recentActions({ job, limit: 50 })]);
     const ran = typeof req.query.ran === 'string' ? results.get(req.query.ran) : undefined;
     res.type('html').send(
       eta.render('dashboard', {
