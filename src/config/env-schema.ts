@@ -27,6 +27,7 @@ export const ENV_VARS: EnvVar[] = [
   { key: 'MS_CLIENT_ID', description: "Application (client) ID of your app registration in Entra ID. Unset: the agent runs against its built-in sandbox.", schema: optionalString },
   { key: 'MS_TENANT', default: 'common', description: "Tenant GUID, verified domain, 'organizations', 'consumers' or 'common'. After the first sign-in the account's own tenant id is pinned.", schema: z.string().trim().regex(/^[A-Za-z0-9.-]+$/, { error: "must be a tenant GUID, a domain such as contoso.onmicrosoft.com, or common/organizations/consumers" }) },
   { key: 'MS_CLIENT_SECRET', description: 'Optional client secret (its Value, not its Secret ID): delegated as a confidential client, or the app-only credential.', schema: optionalString },
+  { key: 'MS_CLIENT_SECRET_EXPIRES', description: "Optional: the date MS_CLIENT_SECRET expires (YYYY-MM-DD, from the app registration's Certificates & secrets); status and doctor warn 30 days before.", schema: z.iso.date({ error: 'must be a date such as 2026-12-31' }).optional() },
   { key: 'MS_CLIENT_CERT', description: 'Path of the PEM certificate registered on the app (app-only; preferred over a secret).', schema: optionalString },
   { key: 'MS_CLIENT_KEY', description: 'Path of the PEM private key of MS_CLIENT_CERT.', schema: optionalString },
   { key: 'MS_REDIRECT_URI', default: 'http://localhost:3000/auth/callback', description: 'Redirect URI registered on the app (platform "Mobile and desktop applications" or "Web").', schema: httpsOrHttpUrl },

@@ -15,6 +15,8 @@ export interface Config {
   clientId?: string;
   tenant: string;
   clientSecret?: string;
+  /** MS_CLIENT_SECRET_EXPIRES: the secret's known expiry, for the 30-day warning. */
+  clientSecretExpiresAt?: Date;
   clientCertPath?: string;
   clientKeyPath?: string;
   redirectUri: URL;
@@ -158,6 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     clientId,
     tenant: get<string>('MS_TENANT'),
     clientSecret: get('MS_CLIENT_SECRET'),
+    clientSecretExpiresAt: get<string | undefined>('MS_CLIENT_SECRET_EXPIRES') ? new Date(`${get<string>('MS_CLIENT_SECRET_EXPIRES')}T00:00:00Z`) : undefined,
     clientCertPath: cert && path.resolve(cwd, cert),
     clientKeyPath: key && path.resolve(cwd, key),
     redirectUri: new URL(get<string>('MS_REDIRECT_URI')),

@@ -3,14 +3,36 @@ import { AgentError } from '../config/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { FetchLike } from '../config/transport.ts';
 import { GraphError } from './graph-error.ts';
-import { exponentialRetry, type RetryPolicy } from './retry-policy.ts';
+import { exponentialRetry, RETRYABLE_STATUS, type RetryPolicy } from './retry-policy.ts';
 import { Semaphore } from './semaphore.ts';
 
 export interface GraphRequestOptions {
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** Retry on a network error even for POST (the caller knows repeating it is harmless). */
+  idempotent?: boolean;
 }
+
+/** One request of a `$batch`: a path under the Graph version (`/me/messages/{id}`), as for `request`. */
+export interface BatchRequest {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  url: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** What became of one batched request. `executed: false` means Graph certainly did not run it (429, 424, refused batch). */
+export interface BatchResult<T = unknown> {
+  status: number;
+  body?: T;
+  headers: Record<string, string>;
+  error?: GraphError;
+  executed: boolean | 'unknown';
+}
+
+/** Requests per `$batch` [MICROSOFT.md "Batching, throttling, errors"]. */
+export const BATCH_LIMIT = 20;
 
 export interface GraphResponse<T> {
   status: number;
@@ -33,6 +55,8 @@ export interface GraphClientOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Concurrent requests per mailbox; Outlook's MailboxConcurrency limit is 4. */
   concurrency?: number;
+  /** App-only: the one mailbox (UPN) this client may touch; any other path, `/me` included, is refused before a request. */
+  allowedMailbox?: string;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH']);
@@ -90,13 +114,31 @@ export class GraphClient {
           remedy: 'If Graph really lives there, set MS_GRAPH_URL; otherwise the response that named this URL is not to be trusted.',
         });
       }
-      return url;
+      return this.guardMailbox(url);
     }
-    return new URL(this.base + (pathOrUrl.startsWith('/') ? pathOrUrl : `/${pathOrUrl}`));
+    return this.guardMailbox(new URL(this.base + (pathOrUrl.startsWith('/') ? pathOrUrl : `/${pathOrUrl}`)));
+  }
+
+  /** With `allowedMailbox`: only `/users/{that mailbox}/…` (and `$batch`, whose sub-requests are checked in `request`). */
+  private guardMailbox(url: URL): URL {
+    const allowed = this.opts.allowedMailbox?.toLowerCase();
+    if (!allowed) return url;
+    const rest = url.pathname.startsWith('/v1.0/') ? url.pathname.slice('/v1.0'.length) : url.pathname;
+    if (rest === '/$batch') return url;
+    const m = /^\/users(?:\/([^/]+)|\('([^']*)'\))(?:\/|$)/i.exec(rest);
+    const who = m ? decodeURIComponent(m[1] ?? m[2] ?? '').toLowerCase() : undefined;
+    if (who === allowed) return url;
+    throw new AgentError('MAILBOX_REFUSED', `Refusing ${rest}: in app-only mode the agent may touch ${allowed} only (MAILBOX), never ${who ? `another mailbox (${who})` : rest.startsWith('/me') ? '/me' : 'anything outside /users/{MAILBOX}'}.`, {
+      remedy: `Write job paths under /users/${allowed}/ (ctx.mailbox does this for you).`,
+    });
   }
 
   async request<T>(method: string, pathOrUrl: string, options: GraphRequestOptions = {}): Promise<GraphResponse<T>> {
     const url = this.resolve(pathOrUrl);
+    if (this.opts.allowedMailbox && url.pathname.endsWith('/$batch')) {
+      const subs = (options.body as { requests?: { url?: unknown }[] } | undefined)?.requests;
+      for (const sub of Array.isArray(subs) ? subs : []) this.resolve(typeof sub.url === 'string' && !/^[a-z]+:/i.test(sub.url) ? (sub.url.startsWith('/') ? sub.url : `/${sub.url}`) : String(sub.url));
+    }
     const display = url.pathname.replace(/^\/v1\.0/, '');
     let attempt = 0;
     let waited = 0;
@@ -126,7 +168,7 @@ export class GraphClient {
         });
       } catch (cause) {
         if (options.signal?.aborted) throw cause;
-        const delay = this.retry.delayFor({ attempt, waitedMs: waited, idempotent: IDEMPOTENT.has(method), networkError: true });
+        const delay = this.retry.delayFor({ attempt, waitedMs: waited, idempotent: options.idempotent ?? IDEMPOTENT.has(method), networkError: true });
         if (delay === undefined) {
           throw new GraphError({ status: 0, code: 'NetworkError', message: (cause as Error).message, method, path: display, cause });
         }
@@ -192,6 +234,94 @@ export class GraphClient {
     }
   }
 
+  /**
+   * Sends requests as `$batch`es of up to 20, in order. Each batch is a `dependsOn` chain, so it holds one of
+   * the mailbox's 4 slots at a time at Graph as it does here, and up to 4 batches run at once (the shared
+   * semaphore). Only sub-requests that got 429/5xx (and those 424'd behind a failure) are sent again, after
+   * the longest Retry-After among them; the rest keep their first answer. Results are in input order.
+   * Example: `const [r] = await graph.batch([{ method: 'PATCH', url: '/me/messages/AAk…', body: { isRead: true } }])`.
+   */
+  async batch<T = unknown>(requests: BatchRequest[], options: { signal?: AbortSignal } = {}): Promise<BatchResult<T>[]> {
+    const results: BatchResult<T>[] = new Array(requests.length);
+    const chunks: number[][] = [];
+    for (let i = 0; i < requests.length; i += BATCH_LIMIT) chunks.push(requests.slice(i, i + BATCH_LIMIT).map((_, k) => i + k));
+    await Promise.all(chunks.map((indexes) => this.runChunk(requests, indexes, results, options.signal)));
+    return results;
+  }
+
+  private async runChunk<T>(requests: BatchRequest[], indexes: number[], results: BatchResult<T>[], signal?: AbortSignal): Promise<void> {
+    let pending = indexes;
+    const attempts = new Map<number, number>();
+    let waited = 0;
+    while (pending.length > 0) {
+      signal?.throwIfAborted();
+      const payload = {
+        requests: pending.map((index, k) => {
+          const r = requests[index]!;
+          this.resolve(r.url); // refuses absolute URLs on another origin before anything is sent
+          if (/^[a-z][a-z0-9+.-]*:/i.test(r.url)) throw new AgentError('GRAPH_ORIGIN_REFUSED', `A batched request must name a path, not ${r.url}.`, { remedy: 'Pass paths such as /me/messages/{id} to batch().' });
+          return {
+            id: String(index),
+            method: r.method,
+            url: r.url,
+            headers: { prefer: 'IdType="ImmutableId"', ...(r.body !== undefined ? { 'content-type': 'application/json' } : {}), ...r.headers },
+            ...(r.body !== undefined ? { body: r.body } : {}),
+            ...(k > 0 ? { dependsOn: [String(pending[k - 1])] } : {}),
+          };
+        }),
+      };
+      const idempotent = pending.every((i) => ['GET', 'PATCH', 'DELETE'].includes(requests[i]!.method) || /\/move$/.test(requests[i]!.url));
+      let answer: GraphResponse<{ responses?: { id: string; status: number; headers?: Record<string, string>; body?: unknown }[] }>;
+      try {
+        answer = await this.request('POST', '/$batch', { body: payload, signal, idempotent });
+      } catch (error) {
+        if (!(error instanceof GraphError)) throw error;
+        // The whole batch was refused (Graph ran none of it) or we cannot tell (network).
+        for (const i of pending) results[i] = { status: error.statusCode, headers: {}, error, executed: error.statusCode === 0 ? 'unknown' : false };
+        return;
+      }
+      const byId = new Map((answer.body?.responses ?? []).map((r) => [r.id, r]));
+      const again: number[] = [];
+      let delay = 0;
+      for (const index of pending) {
+        const r = requests[index]!;
+        const item = byId.get(String(index));
+        const display = r.url.replace(/\?.*$/, '');
+        if (!item) {
+          results[index] = { status: 0, headers: {}, executed: 'unknown', error: new GraphError({ status: 200, code: 'InvalidResponse', message: `the $batch answer has no response for request ${index}`, method: r.method, path: display }) };
+          continue;
+        }
+        const headers = lowerKeys(item.headers);
+        const n = (attempts.get(index) ?? 0) + 1;
+        attempts.set(index, n);
+        if (item.status === 424 || RETRYABLE_STATUS.has(item.status)) {
+          const d = item.status === 424 ? 0 : this.retry.delayFor({ attempt: n, status: item.status, retryAfter: headers['retry-after'], waitedMs: waited, idempotent: true });
+          if (d !== undefined && n < 12) {
+            again.push(index);
+            delay = Math.max(delay, d);
+            continue;
+          }
+        }
+        if (item.status >= 400) {
+          const err = (item.body as { error?: { code?: string; message?: string } } | undefined)?.error ?? {};
+          results[index] = {
+            status: item.status, headers, body: item.body as T, executed: item.status === 429 || item.status === 424 ? false : item.status >= 500 ? 'unknown' : true,
+            error: new GraphError({ status: item.status, code: err.code ?? `HTTP${item.status}`, message: err.message ?? 'no error message', requestId: headers['request-id'], method: r.method, path: display, body: item.body }),
+          };
+          continue;
+        }
+        results[index] = { status: item.status, headers, body: item.body as T, executed: true };
+      }
+      // Keep input order so the dependsOn chain still orders what is left.
+      pending = again.sort((a, b) => a - b);
+      if (pending.length > 0 && delay > 0) {
+        this.opts.log.debug({ retrying: pending.length, delay }, 'graph batch sub-requests throttled, retrying');
+        await this.sleep(delay, signal);
+        waited += delay;
+      }
+    }
+  }
+
   private count(): void {
     this.requests++;
     if (this.parent) this.parent.count();
@@ -220,6 +350,12 @@ async function readJson(response: Response): Promise<{ ok: true; value: unknown 
   } catch (error) {
     return { ok: false, error: (error as Error).message };
   }
+}
+
+function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = String(v);
+  return out;
 }
 
 function omit(headers: Record<string, string> | undefined, key: string): Record<string, string> {

@@ -1,0 +1,73 @@
+import type { JobsFile, JobSpec } from '../config/jobs-file.ts';
+
+/**
+ * Least privilege: the Graph permissions the configured jobs need, and no more.
+ * Reading mail needs Mail.Read; changing it (move, copy, flag, categorize, mark read, importance, delete,
+ * creating folders) Mail.ReadWrite; forwarding or sending Mail.Send; calendarView Calendars.Read; the mailbox's
+ * own time zone MailboxSettings.Read [graph permissions-reference; MICROSOFT.md "Graph mail"].
+ * The names are the same for delegated scopes and application permissions; in RBAC for Applications the role is
+ * "Application <name>" [exchange permissions-exo application-rbac].
+ */
+export type GraphPermission = 'Mail.Read' | 'Mail.ReadWrite' | 'Mail.Send' | 'Calendars.Read' | 'MailboxSettings.Read';
+
+export interface PermissionNeed {
+  permission: GraphPermission;
+  /** Which jobs need it and why, in plain words. */
+  because: string[];
+}
+
+export interface RequiredPermissions {
+  /** Application permissions (app-only), least first; Mail.Read is dropped when Mail.ReadWrite is needed. */
+  application: GraphPermission[];
+  /** Delegated scopes, with the sign-in scopes the agent always needs. */
+  delegated: string[];
+  needs: PermissionNeed[];
+  /** Things that could not be analysed (custom jobs). */
+  notes: string[];
+}
+
+const ORDER: GraphPermission[] = ['Mail.Read', 'Mail.ReadWrite', 'Mail.Send', 'Calendars.Read', 'MailboxSettings.Read'];
+const WRITE_ACTIONS = ['moveTo', 'copyTo', 'markRead', 'flag', 'categorize', 'setImportance', 'delete'];
+
+/**
+ * Example: `requiredPermissions(jobsFile).application` → `['Mail.ReadWrite', 'MailboxSettings.Read']` for the sample triage job.
+ */
+export function requiredPermissions(jobs: Pick<JobsFile, 'jobs' | 'timezone'>): RequiredPermissions {
+  const needs = new Map<GraphPermission, string[]>();
+  const notes: string[] = [];
+  const need = (p: GraphPermission, why: string) => needs.set(p, [...(needs.get(p) ?? []), why]);
+  for (const job of jobs.jobs) addJob(job, need, notes);
+  if (jobs.jobs.length && !jobs.timezone) need('MailboxSettings.Read', 'the jobs file sets no timezone, so schedules use the mailbox\'s own setting');
+  if (needs.has('Mail.ReadWrite')) needs.delete('Mail.Read');
+  const application = ORDER.filter((p) => needs.has(p));
+  return {
+    application,
+    delegated: ['openid', 'profile', 'offline_access', 'User.Read', ...application],
+    needs: application.map((permission) => ({ permission, because: needs.get(permission)! })),
+    notes,
+  };
+}
+
+function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, notes: string[]): void {
+  switch (job.type) {
+    case 'inbox-rules': {
+      need('Mail.Read', `${job.name} reads ${job.folder}`);
+      const actions = new Set(job.rules.flatMap((r) => r.actions.flatMap((a) => Object.keys(a))));
+      const writes = WRITE_ACTIONS.filter((a) => actions.has(a));
+      if (writes.length) need('Mail.ReadWrite', `${job.name} changes mail (${writes.join(', ')})`);
+      if (actions.has('forwardTo')) need('Mail.Send', `${job.name} forwards mail (forwardTo)`);
+      return;
+    }
+    case 'agenda-digest': {
+      need('Calendars.Read', `${job.name} reads the calendar`);
+      need('MailboxSettings.Read', `${job.name} shows times in the mailbox's time zone`);
+      const target = job.sendTo;
+      if (target === 'me' || /^[^@\s/]+@[^@\s/]+$/.test(target)) need('Mail.Send', `${job.name} mails the digest to ${target}`);
+      return;
+    }
+    case 'custom':
+      need('Mail.ReadWrite', `${job.name} is a custom job (${job.module}); what it does cannot be analysed, so read-write is assumed`);
+      notes.push(`${job.name}: a custom job may need more (Mail.Send if it sends); grant only what it uses.`);
+      return;
+  }
+}
