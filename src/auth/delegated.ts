@@ -1,5 +1,6 @@
 import * as client from 'openid-client';
 import type { Logger } from '../config/logger.ts';
+import type { NotifySink } from '../notify/index.ts';
 import { AgentError, RemoteError } from '../config/errors.ts';
 import type { FetchLike } from '../config/transport.ts';
 import type { Store } from '../store/index.ts';
@@ -15,6 +16,12 @@ export const DELEGATED_SCOPES = ['openid', 'profile', 'offline_access', 'User.Re
 
 /** Refresh this long before the access token's expiry, so a job never starts with a token about to die. */
 const EXPIRY_MARGIN_MS = 5 * 60_000;
+
+/** How long a process waits for another one's refresh before giving up (transiently) without refreshing. */
+const REFRESH_LOCK_WAIT_MS = 60_000;
+
+/** The steps of a refresh, in order; `trace` reports each (the crash tests kill a process at each). */
+export type RefreshStep = 'lock-wait' | 'lock-acquired' | 'reused-rotated' | 'request' | 'response' | 'persisted' | 'released';
 
 export const KEYS = { account: 'auth:account', tokens: 'auth:tokens', problem: 'auth:problem' } as const;
 
@@ -49,6 +56,12 @@ export interface DelegatedAuthOptions {
   signinUrl: string;
   now?: () => number;
   scopes?: string[];
+  /** Told when a person is needed (dead token, configuration) and when that is resolved. */
+  notify?: NotifySink;
+  /** KEEPALIVE_DAYS in ms: `keepAlive()` refreshes when the last refresh is older. Default 7 days. */
+  keepAliveMs?: number;
+  /** Observes the steps of each refresh (tests). */
+  trace?: (step: RefreshStep) => void;
 }
 
 /**
@@ -181,6 +194,7 @@ export class DelegatedAuth implements TokenProvider {
     });
     await this.opts.store.set(KEYS.account, existing ? { ...account, signedInAt: now } : account);
     await this.opts.store.delete(KEYS.problem);
+    await this.opts.notify?.resolve('auth', { reason: `${account.upn} signed in again.` });
     this.opts.log.info({ upn: account.upn, tid: account.tid }, 'signed in');
     return account;
   }
@@ -200,15 +214,47 @@ export class DelegatedAuth implements TokenProvider {
     return this.refreshing;
   }
 
+  /**
+   * Refreshes under the store's lock, so no two processes sharing the store ever spend one refresh token.
+   * Inside the lock the tokens are read again: if another process rotated them meanwhile, its access token
+   * is used and nothing is spent. The rotated refresh token is persisted before the lock is released and
+   * before the new access token is handed to anyone, so a crash at any point leaves the store holding
+   * either the new refresh token or the previous one (which Entra still accepts: it does not revoke on rotation).
+   */
   private async refreshOnce(): Promise<StoredTokens> {
-    const stored = await this.loadTokens();
+    const seen = await this.loadTokens();
     const config = await this.configFor(await this.tenantSegment());
+    this.opts.trace?.('lock-wait');
+    let release: () => Promise<void>;
+    try {
+      release = await this.opts.store.lock.acquire('auth-refresh', { waitMs: REFRESH_LOCK_WAIT_MS });
+    } catch (cause) {
+      throw new AgentError('AUTH_TRANSIENT', `Refreshing the token failed for now: ${(cause as Error).message}`, { remedy: (cause as AgentError).remedy, cause });
+    }
+    try {
+      this.opts.trace?.('lock-acquired');
+      const stored = await this.loadTokens();
+      if (stored.refreshToken !== seen.refreshToken && stored.accessToken && isFresh(stored, this.now())) {
+        // Another process refreshed while we waited: use its tokens, spend nothing.
+        this.opts.trace?.('reused-rotated');
+        return stored;
+      }
+      return await this.redeem(config, stored);
+    } finally {
+      await release().catch((error) => this.opts.log.warn({ reason: (error as Error).message }, 'could not release the refresh lock'));
+      this.opts.trace?.('released');
+    }
+  }
+
+  private async redeem(config: client.Configuration, stored: StoredTokens): Promise<StoredTokens> {
     let response: client.TokenEndpointResponse;
+    this.opts.trace?.('request');
     try {
       response = await client.refreshTokenGrant(config, stored.refreshToken, { scope: this.scopes() });
     } catch (cause) {
       throw await this.refreshError(cause);
     }
+    this.opts.trace?.('response');
     const now = this.now();
     const next: StoredTokens = {
       // Entra rotates the refresh token on every use; keep the old one only if none came back.
@@ -219,11 +265,32 @@ export class DelegatedAuth implements TokenProvider {
       refreshTokenIssuedAt: response.refresh_token ? now : stored.refreshTokenIssuedAt,
       lastRefreshAt: now,
     };
-    // Persist the rotated refresh token before anyone uses the new access token.
+    // Persist the rotated refresh token (one write, tokens together) before anyone uses the new access token.
     await this.opts.store.setSecret(KEYS.tokens, next);
+    this.opts.trace?.('persisted');
     await this.opts.store.delete(KEYS.problem);
+    await this.opts.notify?.resolve('auth');
     this.opts.log.debug('access token refreshed');
     return next;
+  }
+
+  /**
+   * Refreshes when the last successful refresh is KEEPALIVE_DAYS old, so the refresh token never reaches
+   * Entra's fixed 90-day inactivity limit while the agent runs, even if no job needs a token.
+   * Example: `setInterval(() => auth.keepAlive(), 3_600_000)` (the server does this).
+   */
+  async keepAlive(): Promise<'refreshed' | 'not-due' | 'signed-out'> {
+    const tokens = await this.opts.store.getSecret<StoredTokens>(KEYS.tokens);
+    if (!tokens) return 'signed-out';
+    if (this.now() < tokens.lastRefreshAt + this.keepAliveMs()) return 'not-due';
+    const before = tokens.lastRefreshAt;
+    const after = await this.refresh();
+    this.opts.log.info({ lastRefreshAt: new Date(after.lastRefreshAt).toISOString(), previous: new Date(before).toISOString() }, 'keep-alive refresh');
+    return 'refreshed';
+  }
+
+  private keepAliveMs(): number {
+    return this.opts.keepAliveMs ?? 7 * 86_400_000;
   }
 
   private async loadTokens(): Promise<StoredTokens> {
@@ -244,6 +311,7 @@ export class DelegatedAuth implements TokenProvider {
     const remedy = failure.kind === 'needs-signin' ? `${failure.remedy}: ${this.opts.signinUrl}` : `${failure.remedy}.`;
     const problem: AuthProblem = { kind: failure.kind, reason: failure.reason, remedy, aadsts: failure.aadsts, error: failure.error, at: this.now() };
     await this.opts.store.set(KEYS.problem, problem);
+    await this.opts.notify?.raise('auth', { event: failure.kind === 'needs-signin' ? 'needs-signin' : 'auth-config', reason: failure.reason, remedy });
     if (failure.kind === 'needs-signin') {
       // The grant is dead: keep its error, not the token.
       await this.opts.store.delete(KEYS.tokens);
@@ -285,6 +353,8 @@ export class DelegatedAuth implements TokenProvider {
         accessTokenExpiresAt: tokens.accessTokenExpiresAt ? new Date(tokens.accessTokenExpiresAt).toISOString() : undefined,
         lastRefreshAt: new Date(tokens.lastRefreshAt).toISOString(),
         refreshTokenIssuedAt: new Date(tokens.refreshTokenIssuedAt).toISOString(),
+        refreshTokenAgeDays: Math.max(0, Math.round(((this.now() - tokens.refreshTokenIssuedAt) / 86_400_000) * 10) / 10),
+        nextKeepAliveAt: new Date(Math.max(this.now(), tokens.lastRefreshAt + this.keepAliveMs())).toISOString(),
       };
     }
     if (problem) return { mode: 'delegated', state: 'needs-signin', account: publicAccount(account), reason: problem.reason, remedy: problem.remedy };
@@ -297,6 +367,7 @@ export class DelegatedAuth implements TokenProvider {
     await this.opts.store.delete(KEYS.tokens);
     await this.opts.store.delete(KEYS.problem);
     await this.opts.store.delete(KEYS.account);
+    await this.opts.notify?.resolve('auth', { event: 'signed-out', reason: `${account?.upn ?? 'The account'} was signed out by a person.`, remedy: `Sign in to resume the jobs: ${this.opts.signinUrl}` });
     this.opts.log.info({ upn: account?.upn }, 'signed out');
     return account;
   }

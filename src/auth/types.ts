@@ -32,4 +32,8 @@ export interface AuthStatus {
   accessTokenExpiresAt?: string;
   lastRefreshAt?: string;
   refreshTokenIssuedAt?: string;
+  /** Days since the stored refresh token was issued (Entra: it dies after 90 days unused). */
+  refreshTokenAgeDays?: number;
+  /** When the keep-alive refreshes next if nothing else does (KEEPALIVE_DAYS after the last refresh). */
+  nextKeepAliveAt?: string;
 }

@@ -8,6 +8,7 @@ import type { Logger } from '../config/logger.ts';
 import { createFetch, type FetchLike } from '../config/transport.ts';
 import { GraphClient } from '../graph/client.ts';
 import { JobRunner, nextRunOf } from '../jobs/index.ts';
+import { Notifier } from '../notify/index.ts';
 import type { Sandbox } from '../sandbox/index.ts';
 import { loadOrCreateTokenKey, openStore, type Store } from '../store/index.ts';
 
@@ -20,6 +21,8 @@ export interface Runtime {
   graph: GraphClient;
   jobs: JobsFile;
   runner: JobRunner;
+  /** NOTIFY_URL: tells a person when the agent needs them (auth, confinement, failing jobs). */
+  notifier: Notifier;
   fetch: FetchLike;
   /** The endpoints actually used: the sandbox's when MS_CLIENT_ID is unset. */
   endpoints: { authorityHost: URL; graphUrl: URL; clientId: string; tenant: string; sandbox: boolean };
@@ -69,6 +72,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   closers.unshift(() => store.close());
   const publicUrl = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   const signinUrl = `${publicUrl}/auth/signin`;
+  const notifier = new Notifier({
+    url: config.notifyUrl,
+    repeatMs: config.notifyRepeatHours * 3_600_000,
+    store,
+    log: log.child({ component: 'notify' }),
+    signinUrl,
+    now: options.now,
+  });
   const auth = new DelegatedAuth({
     clientId: endpoints.clientId,
     clientSecret: config.clientSecret,
@@ -81,11 +92,16 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     log: log.child({ component: 'auth' }),
     signinUrl,
     now: options.now,
+    notify: notifier,
+    keepAliveMs: config.keepaliveDays * 86_400_000,
   });
+  if (store.lock.scope === 'process' && !/^(memory|sqlite):/i.test(config.storeUrl)) {
+    log.warn({ store: config.storeUrl.replace(/\/\/[^@/]*@/, '//…@') }, 'this store offers no lock across processes: run one mailbox-agent process per store (start, or run, not both at once) so a refresh token is never spent twice');
+  }
   const graph = new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
   const runner = new JobRunner({ jobs, graph, mailboxRoot: '/me', store, log: log.child({ component: 'jobs' }) });
   return {
-    config, log, store, auth, graph, jobs, runner, fetch: fetchImpl, endpoints, publicUrl, signinUrl, sandbox,
+    config, log, store, auth, graph, jobs, runner, notifier, fetch: fetchImpl, endpoints, publicUrl, signinUrl, sandbox,
     async close() {
       for (const close of closers) await close().catch((error) => log.warn({ err: error }, 'error while closing'));
     },
@@ -119,6 +135,8 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
     ...(auth.accessTokenExpiresAt ? { accessTokenExpiresAt: auth.accessTokenExpiresAt } : {}),
     ...(auth.lastRefreshAt ? { lastRefreshAt: auth.lastRefreshAt } : {}),
     ...(auth.refreshTokenIssuedAt ? { refreshTokenIssuedAt: auth.refreshTokenIssuedAt } : {}),
+    ...(auth.refreshTokenAgeDays !== undefined ? { refreshTokenAgeDays: auth.refreshTokenAgeDays } : {}),
+    ...(auth.nextKeepAliveAt ? { nextKeepAliveAt: auth.nextKeepAliveAt } : {}),
     signinUrl: rt.signinUrl,
     jobs,
     recentActions: await rt.runner.recentActions({ limit: 20 }),

@@ -3,8 +3,10 @@ import path from 'node:path';
 import Keyv, { type KeyvStoreAdapter } from 'keyv';
 import { AgentError } from '../config/errors.ts';
 import { isSealed, open, seal } from './crypto.ts';
+import { processLock, sqliteLock, type StoreLock } from './lock.ts';
 
 export { loadOrCreateTokenKey } from './crypto.ts';
+export { processLock, sqliteLock, type StoreLock, type ReleaseLock } from './lock.ts';
 
 /**
  * The agent's persistent state behind a small contract (get/set/delete), on any keyv backend.
@@ -17,6 +19,8 @@ export interface Store {
   delete(key: string): Promise<void>;
   getSecret<T>(key: string): Promise<T | undefined>;
   setSecret<T>(key: string, value: T): Promise<void>;
+  /** Mutual exclusion across every process that shares this store (see lock.ts for how, per backend). */
+  readonly lock: StoreLock;
   close(): Promise<void>;
 }
 
@@ -25,17 +29,34 @@ export interface Store {
  * Example: `const store = await openStore('sqlite://data/agent.sqlite', key)`.
  */
 export async function openStore(url: string, tokenKey: Buffer, options: { cwd?: string } = {}): Promise<Store> {
-  const adapter = await createAdapter(url, options.cwd ?? process.cwd());
+  const cwd = options.cwd ?? process.cwd();
+  const adapter = await createAdapter(url, cwd);
   const keyv = new Keyv({ store: adapter, namespace: 'mailbox-agent', useKeyPrefix: true, throwOnErrors: true });
-  return keyvStore(keyv, tokenKey);
+  return keyvStore(keyv, tokenKey, lockFor(url, cwd));
+}
+
+/**
+ * SQLite: an exclusive transaction on a file beside the database (released by the kernel if the holder dies).
+ * Redis and Postgres have no such file; keyv offers no compare-and-set to build one on, so there the lock
+ * covers this process only, and its `scope` says so (the runtime warns at start).
+ */
+function lockFor(url: string, cwd: string): StoreLock {
+  const file = sqliteFile(url, cwd);
+  return file && file !== ':memory:' ? sqliteLock(file) : processLock();
+}
+
+function sqliteFile(url: string, cwd: string): string | undefined {
+  if (!/^sqlite:/i.test(url)) return undefined;
+  const file = url.replace(/^sqlite:\/\//i, '');
+  return file === ':memory:' ? file : path.resolve(cwd, file);
 }
 
 /** An in-memory store, for tests and dry experiments. */
 export function memoryStore(tokenKey: Buffer): Store {
-  return keyvStore(new Keyv({ namespace: 'mailbox-agent' }), tokenKey);
+  return keyvStore(new Keyv({ namespace: 'mailbox-agent' }), tokenKey, processLock());
 }
 
-function keyvStore(keyv: Keyv, tokenKey: Buffer): Store {
+function keyvStore(keyv: Keyv, tokenKey: Buffer, lock: StoreLock): Store {
   const wrap = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
     try {
       return await op();
@@ -58,6 +79,7 @@ function keyvStore(keyv: Keyv, tokenKey: Buffer): Store {
       return JSON.parse(open(tokenKey, sealed, key)) as T;
     },
     setSecret: (key, value) => wrap(`write ${key}`, async () => void (await keyv.set(key, seal(tokenKey, JSON.stringify(value), key)))),
+    lock,
     close: () => wrap('close', () => keyv.disconnect()),
   };
 }
@@ -65,8 +87,7 @@ function keyvStore(keyv: Keyv, tokenKey: Buffer): Store {
 async function createAdapter(url: string, cwd: string): Promise<KeyvStoreAdapter | Map<unknown, unknown>> {
   const scheme = url.slice(0, url.indexOf(':')).toLowerCase();
   if (scheme === 'sqlite') {
-    const file = url.replace(/^sqlite:\/\//i, '');
-    const resolved = file === ':memory:' ? file : path.resolve(cwd, file);
+    const resolved = sqliteFile(url, cwd)!;
     if (resolved !== ':memory:') mkdirSync(path.dirname(resolved), { recursive: true });
     const { default: KeyvSqlite } = await import('@keyv/sqlite');
     // busyTimeout: the web server and a CLI `run` share one file; wait for the other's write instead of failing.
