@@ -16,6 +16,12 @@ export type ErrorCode =
   | 'AUTH_TRANSIENT'
   | 'GRAPH_ERROR'
   | 'GRAPH_ORIGIN_REFUSED'
+  /** App-only: a path outside /users/{MAILBOX}. */
+  | 'MAILBOX_REFUSED'
+  /** App-only: the canary mailbox is readable, so the app can read the whole tenant. */
+  | 'UNCONFINED'
+  /** App-only: confinement could not be proven (target denied, canary missing, probe failed). */
+  | 'CONFINEMENT_UNPROVEN'
   | 'JOB_NOT_FOUND'
   | 'JOB_BUSY'
   | 'STORE_ERROR'
@@ -26,7 +32,12 @@ export type ErrorCode =
 /** Exit status per DESIGN.md: 0 ok, 1 failed, 2 a person is needed, 64 usage error. */
 export const EXIT = { ok: 0, failed: 1, needsPerson: 2, usage: 64 } as const;
 
-const NEEDS_PERSON: ReadonlySet<ErrorCode> = new Set(['SIGNED_OUT', 'NEEDS_SIGNIN', 'SIGNIN_REFUSED', 'AUTH_CONFIG']);
+const NEEDS_PERSON: ReadonlySet<ErrorCode> = new Set(['SIGNED_OUT', 'NEEDS_SIGNIN', 'SIGNIN_REFUSED', 'AUTH_CONFIG', 'UNCONFINED', 'CONFINEMENT_UNPROVEN']);
+
+/** Whether an error code means a person must act (exit status 2). */
+export function codeNeedsPerson(code: string | undefined): boolean {
+  return code !== undefined && NEEDS_PERSON.has(code as ErrorCode);
+}
 
 export interface AgentErrorOptions {
   /** What the user should do, in plain words. */
