@@ -1,8 +1,9 @@
 import type { InboxRulesJob } from '../config/jobs-file.ts';
 import { describeError } from '../config/errors.ts';
+import type { BatchRequest, BatchResult } from '../graph/client.ts';
 import { GraphError } from '../graph/graph-error.ts';
 import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
-import type { JobContext } from './context.ts';
+import type { ActionRecord, JobContext } from './context.ts';
 import { needsBody, planActions, toMessageView, type PlannedAction } from './rules.ts';
 
 /** Where a delta sync stands: the link to call next, and whether the first full pass is done. */
@@ -19,54 +20,72 @@ interface DeltaState {
 /** What happened to one message, kept so a replayed page acts on nothing twice. */
 interface LedgerEntry {
   done: string[];
-  /** A once-only action (forward, webhook) started but not confirmed: never repeated. */
-  pending?: string;
+  /** Once-only actions (forward, webhook, copy) started but not confirmed: never repeated. A string in older entries. */
+  pending?: string[] | string;
 }
 
 const LEDGER_TTL_MS = 180 * 24 * 3600_000;
-const PAGE_SIZE = 100;
-/** Actions that must happen at most once even if a crash leaves us unsure. */
-const ONCE_ONLY = new Set(['forwardTo', 'webhook']);
+/**
+ * Delta page size asked with `Prefer: odata.maxpagesize`. Graph documents no cap for message delta; 1000 is
+ * the largest `$top` of /messages and what the sandbox honours (docs/microsoft-notes.md). Whatever Graph
+ * returns is followed, so a smaller page is only slower.
+ */
+export const DELTA_PAGE_SIZE = 1000;
+/** Actions that must happen at most once even if a crash leaves us unsure whether they did. */
+const ONCE_ONLY = new Set(['forwardTo', 'webhook', 'copyTo']);
+/** Actions that are properties of the message: all of one message's go into one PATCH. */
+const PATCH_ACTIONS = new Set(['markRead', 'flag', 'categorize', 'setImportance']);
+/** Webhook calls in flight at once (they are not Graph requests, so not under the mailbox limit). */
+const WEBHOOK_PARALLEL = 4;
 
 /**
- * Runs a job's rules over the messages that are new (or changed) in its folder since the last run,
- * via message delta [MICROSOFT.md "Graph mail"]. The delta link is stored after each page's actions,
- * so a crash replays at most one page, and the ledger makes that replay act on nothing twice.
+ * Runs a job's rules over the messages that are new (or changed) in its folder since the last run, via
+ * message delta [MICROSOFT.md "Graph mail"]. Per page: plan every message, apply the actions in `$batch`es
+ * (property changes merged into one PATCH per message, copies and forwards, then the moves), record each
+ * in the ledger, and only then store the next link. A failure Graph may retry (429/5xx/network after the
+ * client's own retries) fails the run before the link moves, so the next run replays the page and the
+ * ledger makes the replay act on nothing twice.
  */
 export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promise<void> {
-  const folder = await ctx.mailbox.folder(job.folder);
-  const stateKey = `delta:${folder.id}`;
+  const folderId = await cachedFolderId(ctx, job.folder);
+  const stateKey = `delta:${folderId}`;
   const select = needsBody(job.rules) ? [...RULE_SELECT, 'body'] : RULE_SELECT;
-  let state = (await ctx.store.get<DeltaState>(stateKey)) ?? { link: ctx.mailbox.startDelta(folder.id, { select }), phase: 'initial' as const };
+  let state = (await ctx.store.get<DeltaState>(stateKey)) ?? { link: ctx.mailbox.startDelta(folderId, { select }), phase: 'initial' as const };
   let resynced = false;
 
   for (;;) {
     ctx.signal.throwIfAborted();
     let page;
     try {
-      page = await ctx.mailbox.deltaPage(state.link, { maxPageSize: PAGE_SIZE, signal: ctx.signal });
+      page = await ctx.mailbox.deltaPage(state.link, { maxPageSize: DELTA_PAGE_SIZE, signal: ctx.signal });
     } catch (error) {
       if (error instanceof GraphError && error.isSyncStateLost && !resynced) {
         // Start over, acting only on mail that arrived since the last complete pass; the ledger skips the rest.
         ctx.log.warn({ code: error.remoteCode }, 'delta state expired; starting a new sync');
         resynced = true;
-        state = { link: ctx.mailbox.startDelta(folder.id, { select }), phase: 'initial', actSince: state.completedAt ?? (state.phase === 'incremental' ? 0 : undefined) };
+        state = { link: ctx.mailbox.startDelta(folderId, { select }), phase: 'initial', actSince: state.completedAt ?? (state.phase === 'incremental' ? 0 : undefined) };
         continue;
       }
+      // A folder deleted (or re-created) since its id was cached: the next run looks it up again.
+      if (error instanceof GraphError && error.statusCode === 404 && !ctx.dryRun) await ctx.store.delete(`folder:${job.folder.toLowerCase()}`);
       throw error;
     }
+    if (!page.deltaLink && !page.nextLink) {
+      throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'a delta page with neither @odata.nextLink nor @odata.deltaLink', method: 'GET', path: 'messages/delta' });
+    }
+    const work: { message: GraphMessage; planned: PlannedAction[] }[] = [];
     for (const message of page.value) {
       if (message['@removed']) continue;
       ctx.report.examined++;
       const act = state.phase === 'incremental' || job.backfill || (state.actSince !== undefined && Date.parse(message.receivedDateTime ?? '') >= state.actSince);
-      if (act) await applyRules(ctx, job, message);
+      if (!act) continue;
+      const planned = planActions(job.rules, toMessageView(message), ctx.runStart);
+      if (planned.length > 0) work.push({ message, planned });
     }
+    if (work.length > 0) await applyPage(ctx, work);
     const next: DeltaState = page.deltaLink
       ? { link: page.deltaLink, phase: 'incremental', completedAt: ctx.runStart.getTime() }
       : { ...state, link: page.nextLink ?? state.link };
-    if (!page.deltaLink && !page.nextLink) {
-      throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'a delta page with neither @odata.nextLink nor @odata.deltaLink', method: 'GET', path: 'messages/delta' });
-    }
     await ctx.checkpoint();
     if (!ctx.dryRun) await ctx.store.set(stateKey, next);
     state = next;
@@ -74,99 +93,211 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
   }
 }
 
-async function applyRules(ctx: JobContext, job: InboxRulesJob, message: GraphMessage): Promise<void> {
-  const view = toMessageView(message);
-  const planned = planActions(job.rules, view, ctx.runStart);
-  if (planned.length === 0) return;
-  const ledgerKey = `ledger:${message.id}`;
-  const ledger = (await ctx.store.get<LedgerEntry>(ledgerKey)) ?? { done: [] };
-  const subject = view.subject;
-  // Graph's PATCH replaces the whole category list: carry what earlier categorize steps added.
-  let categories = view.categories;
-  for (const step of planned) {
-    const id = actionId(step);
-    if (ledger.done.includes(id)) continue;
-    const record = { messageId: message.id, rule: step.rule, action: step.action, value: step.value, subject };
-    if (ledger.pending === id) {
-      ctx.report.actions.push({ ...record, result: 'skipped', error: 'an earlier run was interrupted while doing this; not repeated so it never happens twice' });
-      ledger.done.push(id);
-      continue;
+/** The folder's id, kept in the job's store so a quiet run is one request (the delta call). */
+async function cachedFolderId(ctx: JobContext, name: string): Promise<string> {
+  const key = `folder:${name.toLowerCase()}`;
+  const cached = await ctx.store.get<string>(key);
+  if (cached) return cached;
+  const folder = await ctx.mailbox.folder(name);
+  if (!ctx.dryRun) await ctx.store.set(key, folder.id);
+  return folder.id;
+}
+
+interface Step {
+  step: PlannedAction;
+  id: string;
+}
+
+interface MessageWork {
+  message: GraphMessage;
+  subject: string;
+  ledgerKey: string;
+  ledger: LedgerEntry;
+  pending: Set<string>;
+  patch?: { body: Record<string, unknown>; steps: Step[] };
+  graphOps: { step: Step; request: BatchRequest }[];
+  webhooks: Step[];
+  move?: { step: Step; request?: BatchRequest; error?: unknown };
+  failedEarly: { step: Step; error: unknown }[];
+}
+
+/** A failure worth another try by the next run (not a reason to advance past the page). */
+class TransientFailure extends Error {}
+
+async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned: PlannedAction[] }[]): Promise<void> {
+  const items: MessageWork[] = [];
+  for (const { message, planned } of work) {
+    const view = toMessageView(message);
+    const ledgerKey = `ledger:${message.id}`;
+    const ledger = (await ctx.store.get<LedgerEntry>(ledgerKey)) ?? { done: [] };
+    const pending = new Set(typeof ledger.pending === 'string' ? [ledger.pending] : ledger.pending ?? []);
+    const item: MessageWork = { message, subject: view.subject, ledgerKey, ledger, pending, graphOps: [], webhooks: [], failedEarly: [] };
+    let categories = view.categories;
+    for (const step of planned) {
+      const id = actionId(step);
+      if (ledger.done.includes(id)) continue;
+      const record = recordOf(item, step);
+      if (pending.has(id)) {
+        ctx.report.actions.push({ ...record, result: 'skipped', error: 'an earlier run was interrupted while doing this; not repeated so it never happens twice' });
+        if (!ctx.dryRun) {
+          ledger.done.push(id);
+          pending.delete(id);
+        }
+        continue;
+      }
+      if (ctx.dryRun) {
+        ctx.report.actions.push({ ...record, result: 'planned' });
+        continue;
+      }
+      const s: Step = { step, id };
+      if (PATCH_ACTIONS.has(step.action)) {
+        item.patch ??= { body: {}, steps: [] };
+        item.patch.steps.push(s);
+        if (step.action === 'markRead') item.patch.body.isRead = step.value as boolean;
+        if (step.action === 'flag') item.patch.body.flag = { flagStatus: step.value ? 'flagged' : 'notFlagged' };
+        if (step.action === 'setImportance') item.patch.body.importance = step.value as string;
+        if (step.action === 'categorize') {
+          // Graph's PATCH replaces the whole list: send what the message had plus every category added.
+          categories = [...new Set([...categories, ...(step.value as string[])])];
+          item.patch.body.categories = categories;
+        }
+      } else if (step.action === 'webhook') {
+        item.webhooks.push(s);
+      } else if (step.action === 'forwardTo') {
+        item.graphOps.push({ step: s, request: { method: 'POST', url: ctx.mailbox.path(`/messages/${enc(message.id)}/forward`), body: { comment: '', toRecipients: (step.value as string[]).map((address) => ({ emailAddress: { address } })) } } });
+      } else if (step.action === 'copyTo' || step.action === 'moveTo' || step.action === 'delete') {
+        const isMove = step.action !== 'copyTo';
+        try {
+          const dest = step.action === 'delete' ? await ctx.mailbox.folder('deleteditems') : await ctx.mailbox.folder(step.value as string, { create: true });
+          const request: BatchRequest = { method: 'POST', url: ctx.mailbox.path(`/messages/${enc(message.id)}/${isMove ? 'move' : 'copy'}`), body: { destinationId: dest.id } };
+          if (isMove) item.move = { step: s, request };
+          else item.graphOps.push({ step: s, request });
+        } catch (error) {
+          if (isTransient(error)) throw error;
+          if (isMove) item.move = { step: s, error };
+          else item.failedEarly.push({ step: s, error });
+        }
+      }
     }
-    if (ctx.dryRun) {
-      ctx.report.actions.push({ ...record, result: 'planned' });
-      continue;
-    }
-    if (ONCE_ONLY.has(step.action)) {
-      ledger.pending = id;
-      await ctx.store.set(ledgerKey, ledger, LEDGER_TTL_MS);
-    }
-    try {
-      await execute(ctx, message, categories, step);
-      if (step.action === 'categorize') categories = [...new Set([...categories, ...(step.value as string[])])];
+    items.push(item);
+  }
+  if (ctx.dryRun) return;
+
+  // Once-only actions are marked pending before they are sent: a crash now can never make them happen twice.
+  for (const item of items) {
+    const onceIds = [...item.graphOps.map((o) => o.step), ...item.webhooks].filter((s) => ONCE_ONLY.has(s.step.action)).map((s) => s.id);
+    if (onceIds.length === 0) continue;
+    for (const id of onceIds) item.pending.add(id);
+    await saveLedger(ctx, item);
+  }
+
+  let transient: unknown;
+  const settle = (item: MessageWork, step: Step, result: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => {
+    const record = recordOf(item, step.step);
+    if (result.ok) {
+      item.ledger.done.push(step.id);
+      item.pending.delete(step.id);
       ctx.report.actions.push({ ...record, result: 'done' });
-    } catch (error) {
-      ctx.report.actions.push({ ...record, result: 'failed', error: describeError(error) });
-      ctx.log.warn({ messageId: message.id, rule: step.rule, action: step.action, err: error }, 'action failed');
-      if (isMove(step)) break;
-      continue;
-    } finally {
-      if (ledger.pending === id) delete ledger.pending;
+      return;
     }
-    ledger.done.push(id);
-    await ctx.store.set(ledgerKey, ledger, LEDGER_TTL_MS);
-  }
-  if (!ctx.dryRun) await ctx.store.set(ledgerKey, ledger, LEDGER_TTL_MS);
-}
+    const retry = isTransient(result.error);
+    // Certainly not run: the next run may try again. Unknown: a once-only action stays pending (never repeated).
+    if (result.executed === false) item.pending.delete(step.id);
+    if (retry) transient ??= result.error;
+    else {
+      item.ledger.done.push(step.id);
+      item.pending.delete(step.id);
+    }
+    ctx.report.actions.push({ ...record, result: 'failed', error: `${describeError(result.error)}${retry ? ' (the next run tries again)' : ''}` });
+    ctx.log.warn({ messageId: item.message.id, rule: step.step.rule, action: step.step.action, err: result.error }, 'action failed');
+  };
+  for (const item of items) for (const f of item.failedEarly) settle(item, f.step, { ok: false, error: f.error, executed: false });
 
-async function execute(ctx: JobContext, message: GraphMessage, categories: string[], step: PlannedAction): Promise<void> {
-  const mailbox = ctx.mailbox;
-  switch (step.action) {
-    case 'markRead':
-      await mailbox.update(message.id, { isRead: step.value as boolean });
-      return;
-    case 'flag':
-      await mailbox.update(message.id, { flag: { flagStatus: step.value ? 'flagged' : 'notFlagged' } });
-      return;
-    case 'categorize':
-      await mailbox.update(message.id, { categories: [...new Set([...categories, ...(step.value as string[])])] });
-      return;
-    case 'setImportance':
-      await mailbox.update(message.id, { importance: step.value as string });
-      return;
-    case 'moveTo':
-      await mailbox.move(message.id, (await mailbox.folder(step.value as string, { create: true })).id);
-      return;
-    case 'copyTo':
-      await mailbox.copy(message.id, (await mailbox.folder(step.value as string, { create: true })).id);
-      return;
-    case 'delete':
-      await mailbox.move(message.id, (await mailbox.folder('deleteditems')).id);
-      return;
-    case 'forwardTo':
-      await mailbox.forward(message.id, step.value as string[]);
-      return;
-    case 'webhook': {
-      const response = await ctx.fetch(step.value as string, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          job: ctx.job,
-          rule: step.rule,
-          message: { id: message.id, subject: message.subject, from: (message.from as { emailAddress?: { address?: string } } | undefined)?.emailAddress?.address, receivedDateTime: message.receivedDateTime },
-        }),
-        signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
-      });
-      if (!response.ok) throw new Error(`webhook answered HTTP ${response.status}`);
-      await response.body?.cancel();
-      return;
-    }
+  // Round 1: one PATCH per message, copies and forwards, in $batches; webhooks alongside.
+  const round1: { item: MessageWork; steps: Step[]; request: BatchRequest }[] = [];
+  for (const item of items) {
+    if (item.patch) round1.push({ item, steps: item.patch.steps, request: { method: 'PATCH', url: ctx.mailbox.path(`/messages/${enc(item.message.id)}`), body: item.patch.body } });
+    for (const op of item.graphOps) round1.push({ item, steps: [op.step], request: op.request });
+  }
+  const [results1] = await Promise.all([
+    ctx.graph.batch(round1.map((r) => r.request), { signal: ctx.signal }),
+    runWebhooks(ctx, items, settle),
+  ]);
+  round1.forEach((r, i) => {
+    for (const s of r.steps) settle(r.item, s, outcome(results1[i]!));
+  });
+
+  // Round 2: moves, last for every message.
+  const round2 = items.filter((i) => i.move);
+  for (const item of round2) if (item.move!.error) settle(item, item.move!.step, { ok: false, error: item.move!.error, executed: false });
+  const moving = round2.filter((i) => i.move!.request);
+  const results2 = await ctx.graph.batch(moving.map((i) => i.move!.request!), { signal: ctx.signal });
+  moving.forEach((item, i) => settle(item, item.move!.step, outcome(results2[i]!)));
+
+  for (const item of items) await saveLedger(ctx, item);
+  if (transient !== undefined) {
+    await ctx.checkpoint();
+    throw transient instanceof Error ? transient : new TransientFailure(String(transient));
   }
 }
 
-function isMove(step: PlannedAction): boolean {
-  return step.action === 'moveTo' || step.action === 'delete';
+async function runWebhooks(ctx: JobContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => void): Promise<void> {
+  const queue = items.flatMap((item) => item.webhooks.map((step) => ({ item, step })));
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const { item, step } = next;
+      try {
+        await callWebhook(ctx, item.message, step.step);
+        settle(item, step, { ok: true });
+      } catch (error) {
+        // A webhook that answered (4xx/5xx) ran; one we could not reach may have: either way never repeated.
+        settle(item, step, { ok: false, error, executed: 'unknown' });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WEBHOOK_PARALLEL, queue.length) }, worker));
+}
+
+async function callWebhook(ctx: JobContext, message: GraphMessage, step: PlannedAction): Promise<void> {
+  const response = await ctx.fetch(step.value as string, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      job: ctx.job,
+      rule: step.rule,
+      message: { id: message.id, subject: message.subject, from: (message.from as { emailAddress?: { address?: string } } | undefined)?.emailAddress?.address, receivedDateTime: message.receivedDateTime },
+    }),
+    signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
+  });
+  await response.body?.cancel();
+  if (!response.ok) throw new Error(`webhook answered HTTP ${response.status}`);
+}
+
+function outcome(r: BatchResult): { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' } {
+  if (r.status >= 200 && r.status < 300 && !r.error) return { ok: true };
+  return { ok: false, error: r.error ?? new Error(`HTTP ${r.status}`), executed: r.executed };
+}
+
+/** Throttling, Graph busy, or the network: not the message's fault, so the page is not passed over. */
+function isTransient(error: unknown): boolean {
+  if (error instanceof TransientFailure) return true;
+  if (!(error instanceof GraphError)) return false;
+  return error.statusCode === 0 || error.statusCode === 429 || error.statusCode === 424 || error.statusCode >= 500;
+}
+
+async function saveLedger(ctx: JobContext, item: MessageWork): Promise<void> {
+  const entry: LedgerEntry = { done: item.ledger.done, ...(item.pending.size ? { pending: [...item.pending] } : {}) };
+  await ctx.store.set(item.ledgerKey, entry, LEDGER_TTL_MS);
+}
+
+function recordOf(item: MessageWork, step: PlannedAction): Omit<ActionRecord, 'result'> {
+  return { messageId: item.message.id, rule: step.rule, action: step.action, value: step.value, subject: item.subject };
 }
 
 function actionId(step: PlannedAction): string {
   return `${step.action}:${JSON.stringify(step.value)}`;
+}
+
+function enc(id: string): string {
+  return encodeURIComponent(id);
 }

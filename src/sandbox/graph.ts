@@ -338,6 +338,34 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     return undefined;
   }
 
+  /** POST …/messages/{id}/forward {comment, toRecipients} → 202; a copy "FW: …" lands in Sent Items. */
+  function forward(call: GraphCall, m: StoredMessage) {
+    const b = call.body as { comment?: unknown; toRecipients?: unknown } | undefined;
+    const to = Array.isArray(b?.toRecipients)
+      ? b.toRecipients.map((r) => {
+        const e = (r as { emailAddress?: { address?: unknown; name?: unknown } }).emailAddress;
+        return { address: String(e?.address ?? ''), name: String(e?.name ?? e?.address ?? '') };
+      })
+      : [];
+    if (to.length === 0 || to.some((a) => !/^[^@\s]+@[^@\s]+$/.test(a.address))) {
+      throw new GraphError(400, 'ErrorInvalidRecipients', 'At least one recipient is not valid., A message can\'t be sent because it contains no recipients.');
+    }
+    const comment = typeof b?.comment === 'string' ? b.comment : '';
+    const me: Address = { name: call.target.displayName, address: call.target.upn };
+    const base = {
+      subject: `FW: ${m.subject}`, bodyContentType: m.bodyContentType, body: `${comment}${comment ? '\n\n' : ''}${m.body}`, from: me, to, cc: [],
+      receivedDateTime: call.nowIso, sentDateTime: call.nowIso, importance: m.importance, hasAttachments: m.hasAttachments, categories: [], flagStatus: 'notFlagged' as const,
+    };
+    call.box.addMessage({ ...base, isRead: true }, call.box.folder('sentitems')!.id, call.nowIso);
+    for (const a of to) {
+      const rcpt = findUser(a.address);
+      const box = rcpt && ctx.state.mailbox(rcpt.upn);
+      if (box) box.addMessage({ ...base, isRead: false }, box.folder('inbox')!.id, call.nowIso);
+    }
+    call.res.status(202);
+    return undefined;
+  }
+
   // ---------- delta ----------
   interface DeltaState {
     f: string; // folder id
@@ -586,6 +614,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       throw new GraphError(405, 'BadRequest', `The HTTP method '${method}' is not supported for this resource.`);
     }
     if ((action === 'move' || action === 'copy') && method === 'POST') return moveOrCopy(call, m, action);
+    if (action === 'forward' && method === 'POST') return forward(call, m);
     throw new GraphError(400, 'BadRequest', `Resource not found for the segment '${action}'.`);
   }
 
