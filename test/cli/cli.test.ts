@@ -1,24 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
-
-const BIN = path.join(REPO, 'src/cli/bin.js');
-
-/** Runs the real binary, as a user would, with the test's environment. */
-export function cli(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+import { cli } from '../helpers/cli.ts';
+import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
 describe('the mailbox-agent binary', () => {
   let h: Harness;
