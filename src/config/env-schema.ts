@@ -40,6 +40,7 @@ export const ENV_VARS: EnvVar[] = [
   { key: 'HOST', default: '127.0.0.1', description: 'Interface the web UI listens on. Anything but loopback requires ADMIN_PASSWORD.', schema: z.string().trim().min(1) },
   { key: 'PORT', default: '3000', description: 'Port of the web UI.', schema: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535) },
   { key: 'ADMIN_PASSWORD', description: 'Protects the UI and API; required when HOST is not loopback.', schema: optionalString },
+  { key: 'TRUST_PROXY', default: 'false', description: 'Behind a TLS-terminating reverse proxy: trust its X-Forwarded-Proto so dashboard cookies are marked Secure.', schema: bool },
   { key: 'AGENT_CONFIG', default: 'agent.config.yaml', description: 'The jobs file (YAML or JSON).', schema: z.string().trim().min(1) },
   { key: 'NOTIFY_URL', description: 'Webhook POSTed (JSON) when the agent needs a person: dead token, broken confinement, failing job.', schema: httpsOrHttpUrl.optional() },
   { key: 'NOTIFY_REPEAT_HOURS', default: '24', description: 'Reminder interval while a person is still needed.', schema: positiveNumber },

@@ -29,6 +29,7 @@ export interface Config {
   host: string;
   port: number;
   adminPassword?: string;
+  trustProxy: boolean;
   agentConfigPath: string;
   notifyUrl?: URL;
   notifyRepeatHours: number;
@@ -173,6 +174,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     host,
     port: get<number>('PORT'),
     adminPassword,
+    trustProxy: get<boolean>('TRUST_PROXY'),
     agentConfigPath: path.resolve(cwd, get<string>('AGENT_CONFIG')),
     notifyUrl: notifyUrl ? new URL(notifyUrl) : undefined,
     notifyRepeatHours: get<number>('NOTIFY_REPEAT_HOURS'),
