@@ -119,6 +119,8 @@ interface MessageWork {
   webhooks: Step[];
   move?: { step: Step; request?: BatchRequest; error?: unknown };
   failedEarly: { step: Step; error: unknown }[];
+  /** Something of this message's must be tried again by the next run: its move waits for that. */
+  retryLater?: boolean;
 }
 
 /** A failure worth another try by the next run (not a reason to advance past the page). */
@@ -203,7 +205,10 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
     const retry = isTransient(result.error);
     // Certainly not run: the next run may try again. Unknown: a once-only action stays pending (never repeated).
     if (result.executed === false) item.pending.delete(step.id);
-    if (retry) transient ??= result.error;
+    if (retry) {
+      transient ??= result.error;
+      item.retryLater = true;
+    }
     else {
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
@@ -227,8 +232,9 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
     for (const s of r.steps) settle(r.item, s, outcome(results1[i]!));
   });
 
-  // Round 2: moves, last for every message.
-  const round2 = items.filter((i) => i.move);
+  // Round 2: moves, last for every message (not for one whose earlier actions the next run must retry:
+  // after a move the replayed page would no longer show it).
+  const round2 = items.filter((i) => i.move && !i.retryLater);
   for (const item of round2) if (item.move!.error) settle(item, item.move!.step, { ok: false, error: item.move!.error, executed: false });
   const moving = round2.filter((i) => i.move!.request);
   const results2 = await ctx.graph.batch(moving.map((i) => i.move!.request!), { signal: ctx.signal });
