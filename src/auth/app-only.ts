@@ -78,7 +78,8 @@ export class AppOnlyAuth implements TokenProvider {
   readonly credential: CredentialInfo;
   private readonly opts: AppOnlyAuthOptions;
   private readonly now: () => number;
-  private readonly msal: ConfidentialClientApplication;
+  private msal: ConfidentialClientApplication;
+  private readonly newMsal: () => ConfidentialClientApplication;
   /** Every host msal-node asked for, for tests and doctor: it must only ever be MS_AUTHORITY_HOST's. */
   readonly hostsContacted = new Set<string>();
 
@@ -107,7 +108,7 @@ export class AppOnlyAuth implements TokenProvider {
       throw new AgentError('CONFIG_INVALID', 'app-only needs a credential.', { remedy: 'Set MS_CLIENT_CERT and MS_CLIENT_KEY (mailbox-agent cert create), or MS_CLIENT_SECRET.' });
     }
     const host = opts.authorityHost.host;
-    this.msal = new ConfidentialClientApplication({
+    this.newMsal = () => new ConfidentialClientApplication({
       auth: {
         clientId: opts.clientId,
         authority: `${opts.authorityHost.origin}/${opts.tenant}`,
@@ -126,6 +127,7 @@ export class AppOnlyAuth implements TokenProvider {
         },
       },
     });
+    this.msal = this.newMsal();
   }
 
   async getAccessToken(options: { forceRefresh?: boolean } = {}): Promise<string> {
@@ -185,6 +187,8 @@ export class AppOnlyAuth implements TokenProvider {
     await this.opts.store.delete(CACHE_KEY);
     await this.opts.store.delete(LAST_KEY);
     await this.opts.store.delete(PROBLEM_KEY);
+    // msal's in-memory cache has no "forget the app token": a new application object starts empty.
+    this.msal = this.newMsal();
   }
 
   private async fail(error: unknown): Promise<AgentError> {
@@ -213,6 +217,7 @@ export class AppOnlyAuth implements TokenProvider {
 export function storeCachePlugin(store: Store): ICachePlugin {
   return {
     async beforeCacheAccess(context: TokenCacheContext) {
+      // msal merges what it reads into its memory; what another process refreshed is picked up here.
       const cached = await store.getSecret<string>(CACHE_KEY);
       if (cached) context.tokenCache.deserialize(cached);
     },

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { AgentError, EXIT, describeError, exitCodeFor, loadConfig, type Config } from '../config/index.ts';
+import { codeNeedsPerson } from '../config/errors.ts';
 import { createLogger, type Logger } from '../config/logger.ts';
 import { createRuntime, buildStatus, type Runtime } from './runtime.ts';
 
@@ -13,8 +14,12 @@ Commands:
   signout                    forget every token of the account
   doctor                     check configuration, endpoints, token and jobs file
   sandbox                    run the offline Microsoft 365 sandbox alone
+  cert create [--out DIR] [--days N]
+                             app-only: self-signed certificate, key and keyCredentials JSON
+  policy [--mailbox UPN] [--group ADDRESS]
+                             app-only: the PowerShell that confines the app to one mailbox
 
-Exit status: 0 ok, 1 failed, 2 a person is needed (sign-in), 64 usage error.
+Exit status: 0 ok, 1 failed, 2 a person is needed (sign-in, confinement), 64 usage error.
 Examples:
   mailbox-agent run triage --dry-run
   mailbox-agent status --json`;
@@ -44,6 +49,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 }
 
 type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+
+function rtAllowsUnconfined(rt: Runtime): boolean {
+  return rt.appOnly?.guard.allowUnconfined === true;
+}
 
 function parse(args: string[], options: Record<string, { type: 'boolean' | 'string'; short?: string }>, positionals = 0): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
@@ -96,7 +105,7 @@ const COMMANDS: Record<string, Command> = {
         if (!result.ok) console.error(`mailbox-agent: ${result.job} failed: ${result.error}`);
       }
       if (result.ok) return EXIT.ok;
-      return result.errorCode === 'SIGNED_OUT' || result.errorCode === 'NEEDS_SIGNIN' || result.errorCode === 'AUTH_CONFIG' ? EXIT.needsPerson : EXIT.failed;
+      return codeNeedsPerson(result.errorCode) ? EXIT.needsPerson : EXIT.failed;
     });
   },
 
@@ -111,23 +120,42 @@ const COMMANDS: Record<string, Command> = {
         console.log(`account: ${status.account ? `${status.account.upn} (tenant ${status.account.tid})` : 'none'}`);
         console.log(`state: ${status.state}${status.reason ? `: ${status.reason}` : ''}`);
         if (status.remedy) console.log(`to do: ${status.remedy}`);
+        if (status.confinement) console.log(`confinement: ${status.confinement.state}: ${status.confinement.reason}`);
+        for (const warning of status.warnings ?? []) console.log(`warning: ${warning}`);
+        if (status.confinement && 'fix' in status.confinement && status.confinement.fix) console.log(`\n${status.confinement.fix}\n`);
         for (const job of status.jobs) {
           const last = job.lastResult ? `${job.lastRun} ${job.lastResult.ok ? 'ok' : `failed: ${job.lastResult.error}`}` : 'never';
           console.log(`job ${job.name}: "${job.schedule}", next ${job.nextRun ?? '-'}, last ${last}`);
         }
       }
-      return status.state === 'ready' ? EXIT.ok : EXIT.needsPerson;
+      const confinementOk = !status.confinement || status.confinement.state === 'confined' || (status.confinement.state === 'unconfined' && rtAllowsUnconfined(rt));
+      return status.state === 'ready' && confinementOk ? EXIT.ok : EXIT.needsPerson;
     });
   },
 
   async signout(args, env) {
     parse(args, {});
     return withRuntime(env, true, async (rt) => {
+      if (rt.appOnly) {
+        await rt.appOnly.auth.signout();
+        console.log('Forgot the cached app-only token. The credential itself (MS_CLIENT_CERT/MS_CLIENT_SECRET) stays in .env; remove it from the app registration to revoke it.');
+        return EXIT.ok;
+      }
       const account = await rt.auth.signout();
       console.log(account ? `Signed out ${account.upn}: every token is erased.` : 'Nobody was signed in; nothing to erase.');
       console.log("To revoke the app's access at Microsoft too: https://myapps.microsoft.com (work or school) or https://account.live.com/consent/Manage (personal).");
       return EXIT.ok;
     });
+  },
+
+  async cert(args) {
+    const { runCert } = await import('./cert.ts');
+    return runCert(args);
+  },
+
+  async policy(args, env) {
+    const { runPolicy } = await import('./policy.ts');
+    return runPolicy(args, env);
   },
 
   async doctor(args, env) {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DelegatedAuth } from '../auth/index.ts';
+import { createAppOnly, DelegatedAuth, type AppOnlyWiring, type TokenProvider } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { AgentError } from '../config/errors.ts';
 import { loadJobsFile, type JobsFile } from '../config/jobs-file.ts';
@@ -18,6 +18,10 @@ export interface Runtime {
   log: Logger;
   store: Store;
   auth: DelegatedAuth;
+  /** What Graph calls use: `auth` (delegated) or the app-only provider, gated by the confinement proof. */
+  tokens: TokenProvider;
+  /** AUTH_MODE=app-only: msal auth, the confinement guard, the required permissions. */
+  appOnly?: AppOnlyWiring;
   graph: GraphClient;
   jobs: JobsFile;
   runner: JobRunner;
@@ -52,10 +56,6 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   let endpoints: Runtime['endpoints'];
   let fetchImpl: FetchLike;
 
-  if (config.authMode === 'app-only') {
-    throw new AgentError('CONFIG_INVALID', 'AUTH_MODE=app-only is not available in this version of mailbox-agent.', { remedy: 'Use AUTH_MODE=delegated (the default) and sign in once.' });
-  }
-
   if (config.target === 'sandbox') {
     const found = await connectOrStartSandbox(config, options.sandbox ?? 'shared', log);
     sandbox = found.sandbox;
@@ -65,7 +65,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     fetchImpl = createFetch({ origins: [found.url], caPem: found.caPem });
   } else {
     endpoints = { authorityHost: config.authorityHost, graphUrl: config.graphUrl, clientId: config.clientId!, tenant: config.tenant, sandbox: false };
-    fetchImpl = createFetch();
+    fetchImpl = createFetch(localSandboxTrust(config));
   }
 
   const store = await openStore(config.storeUrl, loadOrCreateTokenKey(config.dataDir, config.tokenKey));
@@ -98,10 +98,18 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   if (store.lock.scope === 'process' && !/^(memory|sqlite):/i.test(config.storeUrl)) {
     log.warn({ store: config.storeUrl.replace(/\/\/[^@/]*@/, '//…@') }, 'this store offers no lock across processes: run one mailbox-agent process per store (start, or run, not both at once) so a refresh token is never spent twice');
   }
-  const graph = new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
-  const runner = new JobRunner({ jobs, graph, mailboxRoot: '/me', store, log: log.child({ component: 'jobs' }) });
+  const appOnly = config.authMode === 'app-only'
+    ? createAppOnly({ config, endpoints, jobs, store, fetch: fetchImpl, log, notify: notifier, now: options.now })
+    : undefined;
+  const tokens: TokenProvider = appOnly?.tokens ?? auth;
+  const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
+  const runner = new JobRunner({
+    jobs, graph, mailboxRoot: appOnly?.mailboxRoot ?? '/me', store, log: log.child({ component: 'jobs' }),
+    // App-only: no job runs until MAILBOX is proven readable and CANARY_MAILBOX denied (cached CONFINEMENT_TTL).
+    ...(appOnly ? { preflight: (runLog: Logger) => appOnly.guard.preflight(runLog) } : {}),
+  });
   return {
-    config, log, store, auth, graph, jobs, runner, notifier, fetch: fetchImpl, endpoints, publicUrl, signinUrl, sandbox,
+    config, log, store, auth, tokens, appOnly, graph, jobs, runner, notifier, fetch: fetchImpl, endpoints, publicUrl, signinUrl, sandbox,
     async close() {
       for (const close of closers) await close().catch((error) => log.warn({ err: error }, 'error while closing'));
     },
@@ -110,7 +118,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
 
 /** The JSON of `status --json` and `GET /api/status` (DESIGN.md). */
 export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date | null) {
-  const auth = await rt.auth.status();
+  const auth = await rt.tokens.status();
+  const appOnly = rt.appOnly ? await appOnlyStatus(rt.appOnly, auth.state === 'ready') : undefined;
+  // App-only with a working token but no proof of confinement: the person must act on the confinement.
+  const confinementProblem = appOnly && auth.state === 'ready' && !appOnly.mayRun ? appOnly.confinement : undefined;
   const jobs = await Promise.all(
     rt.jobs.jobs.map(async (job) => {
       const last = await rt.runner.lastRun(job.name);
@@ -130,19 +141,53 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
     target: rt.endpoints.sandbox ? 'sandbox' : 'microsoft',
     account: auth.account,
     state: auth.state,
-    ...(auth.reason ? { reason: auth.reason } : {}),
-    ...(auth.remedy ? { remedy: auth.remedy } : {}),
+    ...(confinementProblem ? { reason: confinementProblem.reason, ...(confinementProblem.remedy ? { remedy: confinementProblem.remedy } : {}) } : {}),
+    ...(auth.reason && !confinementProblem ? { reason: auth.reason } : {}),
+    ...(auth.remedy && !confinementProblem ? { remedy: auth.remedy } : {}),
     ...(auth.accessTokenExpiresAt ? { accessTokenExpiresAt: auth.accessTokenExpiresAt } : {}),
     ...(auth.lastRefreshAt ? { lastRefreshAt: auth.lastRefreshAt } : {}),
     ...(auth.refreshTokenIssuedAt ? { refreshTokenIssuedAt: auth.refreshTokenIssuedAt } : {}),
     ...(auth.refreshTokenAgeDays !== undefined ? { refreshTokenAgeDays: auth.refreshTokenAgeDays } : {}),
     ...(auth.nextKeepAliveAt ? { nextKeepAliveAt: auth.nextKeepAliveAt } : {}),
     signinUrl: rt.signinUrl,
+    ...(appOnly ? { app: appOnly.app, confinement: appOnly.confinement, ...(appOnly.warnings.length ? { warnings: appOnly.warnings } : {}) } : {}),
     jobs,
     recentActions: await rt.runner.recentActions({ limit: 20 }),
   };
 }
 export type Status = Awaited<ReturnType<typeof buildStatus>>;
+
+/**
+ * Trust for a sandbox that is named explicitly (MS_CLIENT_ID set, MS_AUTHORITY_HOST/MS_GRAPH_URL pointing at
+ * https://127.0.0.1:SANDBOX_PORT, as the app-only tests do): its CA in DATA_DIR/sandbox is trusted for that origin
+ * only. Any other origin keeps Node's trust (system store + NODE_EXTRA_CA_CERTS).
+ */
+function localSandboxTrust(config: Config): { origins: string[]; caPem: string } | undefined {
+  const caPath = path.join(config.dataDir, 'sandbox', 'ca.pem');
+  const local = new Set([`https://127.0.0.1:${config.sandboxPort}`, `https://localhost:${config.sandboxPort}`]);
+  const origins = [...new Set([config.authorityHost.origin, config.graphUrl.origin])].filter((o) => local.has(o));
+  if (!origins.length || !existsSync(caPath)) return undefined;
+  return { origins, caPem: readFileSync(caPath, 'utf8') };
+}
+
+/** App-only additions to status: the app, its credential, the required permissions and the confinement proof. */
+async function appOnlyStatus(w: AppOnlyWiring, tokenWorks: boolean) {
+  // A stale or missing proof is renewed here (a confined one is cached for CONFINEMENT_TTL).
+  const proof = tokenWorks ? await w.guard.current().catch(() => w.guard.lastProof()) : await w.guard.lastProof();
+  const last = await w.auth.lastToken();
+  const allowed = proof?.state === 'unconfined' && w.guard.allowUnconfined;
+  return {
+    mayRun: proof?.state === 'confined' || allowed,
+    warnings: [
+      ...(w.auth.credential.warning ? [`${w.auth.credential.warning} Renew it: mailbox-agent cert create, upload, update .env.`] : []),
+      ...(allowed ? ['UNCONFINED: the app can read other mailboxes; running anyway because ALLOW_UNCONFINED=true.'] : []),
+    ],
+    app: { clientId: w.guard.clientId, credential: w.auth.credential, roles: last?.roles ?? [], requiredPermissions: w.permissions.application },
+    confinement: proof
+      ? { state: proof.state, checkedAt: proof.checkedAt, mailbox: proof.mailbox, canary: proof.canary, reason: proof.reason, ...(proof.mechanism ? { mechanism: proof.mechanism } : {}), ...(proof.remedy ? { remedy: proof.remedy } : {}), ...(proof.state === 'unconfined' ? { fix: w.guard.script() } : {}) }
+      : { state: 'unproven' as const, reason: 'Confinement is not proven yet: the proof runs at start, before each run when older than CONFINEMENT_TTL, and in doctor.', remedy: 'Run mailbox-agent doctor.' },
+  };
+}
 
 async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log: Logger): Promise<{ url: string; caPem: string; clientId: string; sandbox?: Sandbox }> {
   const { startSandbox, SANDBOX_CLIENT_ID } = await import('../sandbox/index.ts');

@@ -16,6 +16,8 @@ export async function startServer(config: Config, log: Logger, options: { instal
   } else {
     log.info(`mailbox-agent is running for client ${config.clientId} at ${rt.endpoints.authorityHost.origin}. Open ${rt.publicUrl}`);
   }
+  // App-only: prove confinement at start (jobs re-check before each run); a failure is logged and notified, never fatal.
+  if (rt.appOnly) void rt.appOnly.guard.prove().catch((error) => log.warn({ err: error }, 'confinement proof at start failed'));
   const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone);
   const app = createApp({
     auth: rt.auth,

@@ -45,6 +45,8 @@ export interface JobRunnerDeps {
   log: Logger;
   now?: () => Date;
   fetch?: typeof fetch;
+  /** Before every run (app-only: the confinement proof); a throw fails the run before any job code runs. */
+  preflight?: (log: Logger) => Promise<unknown>;
 }
 
 /**
@@ -132,6 +134,7 @@ export class JobRunner {
     let error: unknown;
     log.info('run started');
     try {
+      await this.deps.preflight?.(log);
       await runJob(ctx, job);
     } catch (caught) {
       error = caught;

@@ -14,7 +14,12 @@
  *   POST /_sandbox/options                        {revokeOnReuse?, latencyMs?, maxConcurrentPerMailbox?}
  *   POST /_sandbox/clock                          {offsetMs} shift the sandbox clock (token expiry tests)
  *   POST /_sandbox/delta/expire                   every delta token answers 410 SyncStateNotFound afterwards
- *   POST /_sandbox/policy                         {clientId, mailboxes: [upn]|null} application access policy
+ *   POST /_sandbox/policy                         {clientId, mailboxes: [upn]|null, state?: 'on'|'propagating'} application access policy
+ *   POST /_sandbox/rbac                           {clientId, mailboxes: [upn]|null, roles: ['Mail.ReadWrite', …], state?} RBAC for Applications scope
+ *   POST /_sandbox/apps/:clientId/certificates    {pem} or {key: base64 DER} or a keyCredentials JSON: register a certificate -> 201
+ *   DELETE /_sandbox/apps/:clientId/certificates  remove every certificate of the app
+ *   POST /_sandbox/apps/:clientId/roles           {roles: [..]|null} application permissions with admin consent (null: the registration's)
+ *   POST /_sandbox/apps/:clientId/secret          {expired: boolean} the client secret answers AADSTS7000222 while expired
  *   POST /_sandbox/reset                          reseed mailboxes, forget grants and tokens, clear injections and logs
  *   POST /_sandbox/inject/fault                   {kind: 429|503|reset|malformed|latency, times?, after?, match?: {method?, pathContains?},
  *                                                  retryAfter?, latencyMs?} the next matching Graph requests fail (see faults.ts)
@@ -24,6 +29,7 @@
  *   POST /_sandbox/mailbox/:upn/events            {subject, start, end (ISO with offset), location?, organizer?, isAllDay?, body?} -> 201 event
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
+import * as access from './access-control.ts';
 import type { GraphRequestLogEntry, InjectedTokenError, SandboxContext, TokenRequestLogEntry } from './context.ts';
 import { findUser, SANDBOX_USERS } from './directory.ts';
 import { textOf } from './mailbox-generator.ts';
@@ -88,7 +94,15 @@ export interface SandboxAdmin {
   /** Shift the sandbox clock by `offsetMs` from real time (only when no custom `now` was given). */
   setClockOffset(offsetMs: number): void;
   expireDeltaTokens(): void;
-  setAccessPolicy(clientId: string, mailboxes: string[] | null): void;
+  /** ApplicationAccessPolicy: `propagating` = created but not enforced yet (real ones take up to hours). */
+  setAccessPolicy(clientId: string, mailboxes: string[] | null, state?: access.EnforcementState): void;
+  /** RBAC for Applications: a management scope over `mailboxes` with "Application <role>" assignments. */
+  setRbacScope(clientId: string, grant: { mailboxes: string[]; roles: string[]; state?: access.EnforcementState } | null): void;
+  registerCertificate(clientId: string, input: { pem?: string; key?: string }): access.RegisteredCertificate;
+  removeCertificates(clientId: string): void;
+  /** The application permissions with admin consent (null: all of the registration's). */
+  setGrantedRoles(clientId: string, roles: string[] | null): void;
+  setSecretExpired(clientId: string, expired: boolean): void;
   reset(): void;
   /** The next matching Graph requests (or batch sub-requests) fail as `spec` says. */
   injectFault(spec: FaultSpec): void;
@@ -204,12 +218,15 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
       ctx.state.data.deltaGeneration = (ctx.state.data.deltaGeneration ?? 0) + 1;
       ctx.state.changed();
     },
-    setAccessPolicy(clientId, mailboxes) {
-      const policy = (ctx.state.data.appAccessPolicy ??= {});
-      if (mailboxes === null) delete policy[clientId];
-      else policy[clientId] = mailboxes.map((m) => m.toLowerCase());
-      ctx.state.changed();
+    setAccessPolicy(clientId, mailboxes, state = 'on') {
+      if (ctx.state.data.appAccessPolicy) delete ctx.state.data.appAccessPolicy[clientId];
+      access.setAccessPolicy(ctx, clientId, mailboxes === null ? null : { mailboxes, state });
     },
+    setRbacScope: (clientId, grant) => access.setRbacScope(ctx, clientId, grant),
+    registerCertificate: (clientId, input) => access.registerCertificate(ctx, clientId, input),
+    removeCertificates: (clientId) => access.removeCertificates(ctx, clientId),
+    setGrantedRoles: (clientId, roles) => access.setGrantedRoles(ctx, clientId, roles),
+    setSecretExpired: (clientId, expired) => access.setSecretExpired(ctx, clientId, expired),
     injectFault(spec) {
       ctx.faults.inject(spec);
     },
@@ -296,10 +313,39 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
     admin.setClockOffset(b.offsetMs);
   }));
   r.post('/delta/expire', wrap(() => admin.expireDeltaTokens()));
+  const stateOf = (v: unknown): access.EnforcementState => {
+    if (v === undefined || v === 'on') return 'on';
+    if (v === 'propagating') return 'propagating';
+    throw new AdminError(400, "state must be 'on' or 'propagating' (mailboxes: null turns it off)");
+  };
   r.post('/policy', wrap((req) => {
-    const b = (req.body ?? {}) as { clientId?: unknown; mailboxes?: unknown };
+    const b = (req.body ?? {}) as { clientId?: unknown; mailboxes?: unknown; state?: unknown };
     if (typeof b.clientId !== 'string') throw new AdminError(400, 'clientId (string) is required');
-    admin.setAccessPolicy(b.clientId, Array.isArray(b.mailboxes) ? b.mailboxes.map(String) : null);
+    admin.setAccessPolicy(b.clientId, Array.isArray(b.mailboxes) ? b.mailboxes.map(String) : null, stateOf(b.state));
+  }));
+  r.post('/rbac', wrap((req) => {
+    const b = (req.body ?? {}) as { clientId?: unknown; mailboxes?: unknown; roles?: unknown; state?: unknown };
+    if (typeof b.clientId !== 'string') throw new AdminError(400, 'clientId (string) is required');
+    if (!Array.isArray(b.mailboxes)) return admin.setRbacScope(b.clientId, null);
+    if (!Array.isArray(b.roles)) throw new AdminError(400, "roles (e.g. ['Mail.ReadWrite']) is required with mailboxes");
+    admin.setRbacScope(b.clientId, { mailboxes: b.mailboxes.map(String), roles: b.roles.map(String), state: stateOf(b.state) });
+  }));
+  r.post('/apps/:clientId/certificates', wrap((req, res) => {
+    const b = (req.body ?? {}) as { pem?: unknown; key?: unknown; keyCredentials?: { key?: unknown }[] };
+    const key = typeof b.key === 'string' ? b.key : typeof b.keyCredentials?.[0]?.key === 'string' ? b.keyCredentials[0].key : undefined;
+    if (typeof b.pem !== 'string' && !key) throw new AdminError(400, 'give pem (a PEM certificate), key (base64 DER) or the keyCredentials JSON of mailbox-agent cert create');
+    res.status(201);
+    return admin.registerCertificate(String(req.params.clientId), { pem: typeof b.pem === 'string' ? b.pem : undefined, key });
+  }));
+  r.delete('/apps/:clientId/certificates', wrap((req) => admin.removeCertificates(String(req.params.clientId))));
+  r.post('/apps/:clientId/roles', wrap((req) => {
+    const b = (req.body ?? {}) as { roles?: unknown };
+    admin.setGrantedRoles(String(req.params.clientId), Array.isArray(b.roles) ? b.roles.map(String) : null);
+  }));
+  r.post('/apps/:clientId/secret', wrap((req) => {
+    const b = (req.body ?? {}) as { expired?: unknown };
+    if (typeof b.expired !== 'boolean') throw new AdminError(400, 'expired (boolean) is required');
+    admin.setSecretExpired(String(req.params.clientId), b.expired);
   }));
   r.post('/reset', wrap(() => admin.reset()));
   r.post('/inject/fault', wrap((req) => admin.injectFault((req.body ?? {}) as FaultSpec)));

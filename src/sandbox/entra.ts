@@ -1,6 +1,8 @@
 import { createHash, createPublicKey, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
+import { grantedRolesOf, secretExpired } from './access-control.ts';
 import { certificateDerBase64 } from './certificates.ts';
+import { verifyClientAssertion } from './client-assertion.ts';
 import { pushLog, type SandboxContext } from './context.ts';
 import {
   findApp, findUser, GRAPH_APP_ID, GRAPH_RESOURCE, MSA_TENANT_ID, redirectUriAllowed, resolveTenant,
@@ -414,8 +416,13 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
       if (hasCredential) throw new TokenEndpointError(401, 'invalid_client', 700025, AADSTS[700025]());
     } else {
       if (!hasCredential) throw new TokenEndpointError(401, 'invalid_client', 7000218, AADSTS[7000218]());
-      if (secret === undefined || !app.secret || !safeEqual(secret, app.secret)) {
+      if (p.client_assertion !== undefined && secret === undefined) {
+        // private_key_jwt: a certificate registered on the app (src/sandbox/client-assertion.ts).
+        verifyClientAssertion(ctx, app, p, t.kind === 'tenant' ? t.tid : undefined);
+      } else if (secret === undefined || !app.secret || !safeEqual(secret, app.secret)) {
         throw new TokenEndpointError(401, 'invalid_client', 7000215, AADSTS[7000215](app.clientId));
+      } else if (secretExpired(ctx, app.clientId)) {
+        throw new TokenEndpointError(401, 'invalid_client', 7000222, `The provided client secret keys for app '${app.clientId}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.`);
       }
     }
     return app;
@@ -560,12 +567,19 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
       throw new TokenEndpointError(400, 'invalid_scope', 1002012,
         `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`);
     }
+    // Graph is known by its URI, its app id, or (sandbox) its own origin.
+    const resource = scope.trim().replace(/\/\.default$/i, '');
+    if (![GRAPH_RESOURCE, GRAPH_APP_ID, ctx.origin].includes(resource)) {
+      throw new TokenEndpointError(400, 'invalid_resource', 500011,
+        `The resource principal named ${resource} was not found in the tenant named ${SANDBOX_TENANT_ID}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`);
+    }
     const iat = Math.floor(ctx.now() / 1000);
     const lifetime = ctx.accessTokenLifetimeSec;
     const access = signJwt({
       aud: GRAPH_RESOURCE, iss: `https://sts.windows.net/${SANDBOX_TENANT_ID}/`, iat, nbf: iat, exp: iat + lifetime,
       app_displayname: app.displayName, appid: app.clientId, appidacr: '1', idtyp: 'app',
-      oid: pairwiseSub(app.clientId, 'sp').slice(0, 8) + '-0000-4000-8000-000000000000', roles: app.application,
+      // The service principal's object id: a GUID, stable per app.
+      oid: createHash('sha256').update(`sp:${app.clientId}`).digest('hex').replace(/^(.{8})(.{4}).(.{3}).(.{3})(.{12}).*$/, '$1-$2-4$3-8$4-$5'), roles: grantedRolesOf(ctx, app),
       sub: app.clientId, tid: SANDBOX_TENANT_ID, uti: randomBytes(16).toString('base64url'), ver: '1.0',
     }, ctx.signing.keyPem, ctx.signing.kid);
     return { body: { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: access } };

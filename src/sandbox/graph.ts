@@ -1,5 +1,6 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
+import { decideMailboxAccess } from './access-control.ts';
 import { pushLog, type SandboxContext } from './context.ts';
 import { findUser, GRAPH_APP_ID, GRAPH_RESOURCE, SANDBOX_TENANT_ID, type SandboxUser } from './directory.ts';
 import { verifyJwt, type JwtPayload } from './jwt.ts';
@@ -745,10 +746,10 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
           throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
         }
         if (caller.kind === 'app' && rawSegments.length > 2) {
-          const policy = ctx.state.data.appAccessPolicy?.[caller.appId];
-          if (policy && !policy.map((x) => x.toLowerCase()).includes(target.upn)) {
-            throw new GraphError(403, 'ErrorAccessDenied', 'Access to OData is disabled.: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.');
-          }
+          // ApplicationAccessPolicy and RBAC for Applications (src/sandbox/access-control.ts).
+          const decision = decideMailboxAccess(ctx, caller.appId, caller.roles, target.upn);
+          if (decision.deny) throw new GraphError(403, decision.deny.code, decision.deny.message);
+          caller.roles = decision.roles;
         }
         base = `users/${encodeURIComponent(rawSegments[1])}`;
         rest = rawSegments.slice(2);
