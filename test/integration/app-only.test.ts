@@ -218,6 +218,21 @@ describe('app-only mode on the sandbox', () => {
     }
   });
 
+  test('doctor: credential, token, a fresh confinement proof, least privilege, and the tenant GUID from a domain', async () => {
+    const env = { ...h.env, MS_TENANT: 'contoso.test' };
+    const unconfined = await cli(['doctor'], env, h.dir);
+    assert.equal(unconfined.code, 2, unconfined.stdout + unconfined.stderr);
+    assert.match(unconfined.stdout, /✗ confinement: unconfined: The app can read CANARY_MAILBOX bob@contoso\.test/);
+    assert.match(unconfined.stdout, /New-ApplicationAccessPolicy -AppId 5a4db0c5-a9e7-4b1c-8d2f-3e6a7b8c9d02/);
+    h.sandbox.admin.setAccessPolicy(APP, [ALICE]);
+    const confined = await cli(['doctor'], env, h.dir);
+    assert.equal(confined.code, 0, confined.stdout + confined.stderr);
+    assert.match(confined.stdout, /✓ tenant: MS_TENANT contoso\.test is tenant c0de5a4d-b0c5-4e1a-8f3e-2d7b9a6c4e10/);
+    assert.match(confined.stdout, /✓ credential: certificate SHA-1 [0-9A-F]{40}/);
+    assert.match(confined.stdout, /✓ confinement: confined: Reading alice@contoso\.test works and reading bob@contoso\.test is denied/);
+    assert.match(confined.stdout, /✓ permissions: the jobs need application Mail\.ReadWrite, MailboxSettings\.Read: .*; the token carries .*more than needed: Mail\.Send, Calendars\.Read, User\.Read\.All/);
+  });
+
   test('the CLI: run exits 2 with the reason when unconfined, status --json shows the confinement', async () => {
     const run = await cli(['run', 'triage', '--dry-run'], h.env, h.dir);
     assert.equal(run.code, 2, run.stderr);
