@@ -87,18 +87,26 @@ export class DelegatedAuth implements TokenProvider {
     return (this.opts.scopes ?? DELEGATED_SCOPES).join(' ');
   }
 
-  /** Discovery is done once per tenant segment and reused; a failed discovery is retried next time. */
+  /**
+   * Discovery is done once per tenant segment and reused; a failed discovery is retried next time.
+   * With an injected clock (tests that jump months ahead), openid-client is told how far it is from the
+   * process clock, so id_tokens stamped by a provider on that clock pass its iat/nbf checks; the
+   * configuration is rebuilt when that distance changes. With the real clock the distance is always 0.
+   */
   private configFor(tenant: string): Promise<client.Configuration> {
-    let pending = this.configs.get(tenant);
+    const clockSkew = Math.round((this.now() - Date.now()) / 1000);
+    const cacheKey = `${tenant}@${clockSkew}`;
+    let pending = this.configs.get(cacheKey);
     if (!pending) {
-      pending = discoverIssuer({ ...this.opts, tenant }).catch((cause) => {
-        this.configs.delete(tenant);
+      for (const key of this.configs.keys()) if (key.startsWith(`${tenant}@`)) this.configs.delete(key);
+      pending = discoverIssuer({ ...this.opts, tenant, clockSkew }).catch((cause) => {
+        this.configs.delete(cacheKey);
         throw new AgentError('AUTH_TRANSIENT', `Cannot read the identity provider's metadata at ${this.opts.authorityHost.origin}/${tenant}/v2.0: ${(cause as Error).message}`, {
           remedy: 'Check MS_AUTHORITY_HOST and MS_TENANT, and that this machine reaches the identity provider (run mailbox-agent doctor).',
           cause,
         });
       });
-      this.configs.set(tenant, pending);
+      this.configs.set(cacheKey, pending);
     }
     return pending;
   }

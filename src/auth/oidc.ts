@@ -20,11 +20,15 @@ export async function discoverIssuer(options: {
   clientId: string;
   clientSecret?: string;
   fetch: FetchLike;
+  /** Seconds the local clock is behind the provider's (openid-client checks id_token iat/nbf/exp with it). */
+  clockSkew?: number;
 }): Promise<client.Configuration> {
   const base = options.authorityHost.href.replace(/\/+$/, '');
   const server = new URL(`${base}/${options.tenant}/v2.0`);
   const clientAuth = options.clientSecret ? client.ClientSecretPost(options.clientSecret) : client.None();
-  const metadata = options.clientSecret ? { client_secret: options.clientSecret } : undefined;
+  const metadata: Partial<client.ClientMetadata> | undefined = options.clientSecret || options.clockSkew
+    ? { ...(options.clientSecret ? { client_secret: options.clientSecret } : {}), ...(options.clockSkew ? { [client.clockSkew]: options.clockSkew } : {}) }
+    : undefined;
   const customFetch = options.fetch as unknown as client.CustomFetch;
   try {
     return await client.discovery(server, options.clientId, metadata, clientAuth, { [client.customFetch]: customFetch });

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { KeepAlive } from '../auth/keep-alive.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
 import { Scheduler } from '../jobs/index.ts';
@@ -32,11 +33,15 @@ export async function startServer(config: Config, log: Logger, options: { instal
     s.once('error', reject);
   });
   scheduler.start();
+  // Keep-alive refresh every KEEPALIVE_DAYS even when no job runs, plus notification reminders and retries.
+  const upkeep = new KeepAlive({ auth: rt.appOnly ? undefined : rt.auth, notifier: rt.notifier, log: log.child({ component: 'keep-alive' }) });
+  upkeep.start();
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       log.info('shutting down');
       await scheduler.stop();
+      await upkeep.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await rt.close();
     })());
