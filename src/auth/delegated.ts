@@ -169,6 +169,57 @@ export class DelegatedAuth implements TokenProvider {
     } catch (cause) {
       throw this.signinError(cause);
     }
+    return this.acceptSignin(tokens);
+  }
+
+  /**
+   * Device-code sign-in (RFC 8628) for a machine with no browser: `show` gets the URL and the code to
+   * type there; polling follows the provider's interval (slow_down adds 5 s) until the person signs in,
+   * declines, or the code expires [openid-client pollDeviceAuthorizationGrant]. The result is checked and
+   * stored exactly like a browser sign-in.
+   * Example: `await auth.deviceSignin((c) => console.log(c.message))`.
+   */
+  async deviceSignin(show: (code: { verificationUri: string; userCode: string; expiresInSec: number; message: string }) => void, options: { signal?: AbortSignal } = {}): Promise<AccountInfo> {
+    const config = await this.configFor(await this.tenantSegment());
+    let authorization: Awaited<ReturnType<typeof client.initiateDeviceAuthorization>>;
+    try {
+      authorization = await client.initiateDeviceAuthorization(config, { scope: this.scopes(), ...(this.opts.mailbox ? { login_hint: this.opts.mailbox } : {}) });
+    } catch (cause) {
+      throw this.signinError(cause);
+    }
+    const verificationUri = authorization.verification_uri;
+    show({
+      verificationUri,
+      userCode: authorization.user_code,
+      expiresInSec: authorization.expires_in,
+      message: `To sign in, open ${verificationUri} in a browser on any device and enter the code ${authorization.user_code} (valid for ${Math.round(authorization.expires_in / 60)} minutes).`,
+    });
+    let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
+    try {
+      tokens = await client.pollDeviceAuthorizationGrant(config, authorization, undefined, options.signal ? { signal: options.signal } : undefined);
+    } catch (cause) {
+      throw this.deviceError(cause);
+    }
+    return this.acceptSignin(tokens);
+  }
+
+  private deviceError(cause: unknown): AgentError {
+    const error = (cause as { error?: string }).error;
+    const again = 'Run `mailbox-agent signin --device` again.';
+    if (error === 'expired_token' || (cause as Error).name === 'TimeoutError') {
+      return new RemoteError('entra', 'SIGNIN_REFUSED', 'The code expired before anyone signed in with it.', { remedy: again, cause, remoteCode: error, status: 400 });
+    }
+    if (error === 'authorization_declined' || error === 'access_denied') {
+      return new RemoteError('entra', 'SIGNIN_REFUSED', 'The sign-in was declined on the device page.', { remedy: `${again} and choose to continue.`, cause, remoteCode: error, status: 400 });
+    }
+    if ((cause as Error).name === 'AbortError') {
+      return new AgentError('SIGNIN_REFUSED', 'The device sign-in was cancelled.', { remedy: again, cause, status: 400 });
+    }
+    return this.signinError(cause);
+  }
+
+  /** The checks every sign-in passes before anything is stored: id_token, MAILBOX, same account, a refresh token. */
+  private async acceptSignin(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Promise<AccountInfo> {
     const claims = tokens.claims();
     if (!claims) throw new AgentError('SIGNIN_REFUSED', 'The identity provider returned no id_token.', { remedy: 'Check that the app may request the openid scope.', status: 400 });
     const account = accountFromClaims(claims, this.now());

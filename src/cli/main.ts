@@ -11,6 +11,7 @@ Commands:
   run <job> [--dry-run] [--json]
                              run one job once now
   status [--json]            who is signed in, token state, jobs
+  signin --device            sign in on a machine with no browser (device code)
   signout                    forget every token of the account
   doctor                     check configuration, endpoints, token and jobs file
   sandbox                    run the offline Microsoft 365 sandbox alone
@@ -130,6 +131,33 @@ const COMMANDS: Record<string, Command> = {
       }
       const confinementOk = !status.confinement || status.confinement.state === 'confined' || (status.confinement.state === 'unconfined' && rtAllowsUnconfined(rt));
       return status.state === 'ready' && confinementOk ? EXIT.ok : EXIT.needsPerson;
+    });
+  },
+
+  async signin(args, env) {
+    const { values } = parse(args, { device: { type: 'boolean' } });
+    if (!values.device) {
+      throw new AgentError('USAGE', 'mailbox-agent signin needs --device (the browser sign-in starts in the web UI).', {
+        remedy: 'Run mailbox-agent signin --device, or run mailbox-agent start and open the URL it prints.',
+      });
+    }
+    return withRuntime(env, true, async (rt) => {
+      if (rt.appOnly) throw new AgentError('USAGE', 'AUTH_MODE=app-only signs in with the app credential; there is nobody to sign in.', { remedy: 'Use AUTH_MODE=delegated to sign in as a person.' });
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      try {
+        const account = await rt.auth.deviceSignin((code) => {
+          console.log(code.message);
+          console.log(`  URL:  ${code.verificationUri}`);
+          console.log(`  code: ${code.userCode}`);
+          console.log('Waiting for the sign-in…');
+        }, { signal: abort.signal });
+        console.log(`Signed in as ${account.upn} (tenant ${account.tid}). The jobs run from now on.`);
+        return EXIT.ok;
+      } finally {
+        process.off('SIGINT', onSignal);
+      }
     });
   },
 
