@@ -367,7 +367,9 @@ export class DelegatedAuth implements TokenProvider {
     if (failure.kind === 'transient') {
       return new RemoteError('entra', 'AUTH_TRANSIENT', `Refreshing the token failed for now: ${failure.reason}`, { remedy: failure.remedy, cause, remoteCode: failure.error });
     }
-    const remedy = failure.kind === 'needs-signin' ? `${failure.remedy}: ${this.opts.signinUrl}` : `${failure.remedy}.`;
+    const account = await this.opts.store.get<AccountInfo>(KEYS.account);
+    const filled = failure.remedy.replace('{tenant}', account?.tid ?? this.opts.tenant).replace('{clientId}', this.opts.clientId);
+    const remedy = failure.kind === 'needs-signin' ? `${filled}: ${this.opts.signinUrl}` : `${filled}.`;
     const problem: AuthProblem = { kind: failure.kind, reason: failure.reason, remedy, aadsts: failure.aadsts, error: failure.error, at: this.now() };
     await this.opts.store.set(KEYS.problem, problem);
     await this.opts.notify?.raise('auth', { event: failure.kind === 'needs-signin' ? 'needs-signin' : 'auth-config', reason: failure.reason, remedy });

@@ -75,7 +75,7 @@ export function classifyTokenError(body: { error?: unknown; error_description?: 
   const error = typeof body?.error === 'string' ? body.error : undefined;
   const code = body ? aadstsCode(body) : undefined;
   if (httpStatus !== undefined && (httpStatus >= 500 || httpStatus === 429)) {
-    return { kind: 'transient', aadsts: code, error, reason: `The identity provider answered HTTP ${httpStatus}`, remedy: 'Nothing to do: the agent retries' };
+    return { kind: 'transient', aadsts: code, error, reason: `The identity provider answered HTTP ${httpStatus}.`, remedy: 'Nothing to do: the agent retries' };
   }
   const entry = (code !== undefined ? AADSTS[code] : undefined) ?? (error ? STANDARD[error] : undefined);
   if (entry) {

@@ -19,7 +19,12 @@ export async function startServer(config: Config, log: Logger, options: { instal
   }
   // App-only: prove confinement at start (jobs re-check before each run); a failure is logged and notified, never fatal.
   if (rt.appOnly) void rt.appOnly.guard.prove().catch((error) => log.warn({ err: error }, 'confinement proof at start failed'));
-  const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone);
+  // Delegated: while nobody is signed in or a new sign-in is needed, scheduled runs pause quietly.
+  const authGate = rt.appOnly ? undefined : async () => {
+    const auth = await rt.auth.status();
+    return auth.state === 'ready' ? undefined : `${auth.state}: ${auth.reason ?? auth.remedy ?? ''}`;
+  };
+  const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone, authGate);
   const app = createApp({
     auth: rt.auth,
     runner: rt.runner,

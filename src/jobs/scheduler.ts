@@ -10,13 +10,30 @@ export class Scheduler {
   private readonly tasks = new Map<string, ScheduledTask>();
   private readonly inflight = new Set<Promise<unknown>>();
 
-  constructor(private readonly runner: JobRunner, private readonly log: Logger, private readonly timezone?: string) {}
+  /** Why runs are paused (e.g. "needs-signin: …"), so the log says it once, not on every tick. */
+  private paused?: string;
+
+  /**
+   * `gate` (optional) says why no job can run right now (signed out, a new sign-in needed), or undefined.
+   * While it does, ticks are skipped without a run, a failure record or a log line each; one line when
+   * the pause starts and one when it ends (the person is told through the notifier by auth itself).
+   */
+  constructor(private readonly runner: JobRunner, private readonly log: Logger, private readonly timezone?: string, private readonly gate?: () => Promise<string | undefined>) {}
+
+  private async pausedBecause(): Promise<string | undefined> {
+    const reason = await this.gate?.().catch(() => undefined);
+    if (reason && reason !== this.paused) this.log.warn({ reason }, 'scheduled runs paused until a person acts');
+    if (!reason && this.paused) this.log.info('scheduled runs resumed');
+    this.paused = reason;
+    return reason;
+  }
 
   start(): void {
     for (const job of this.runner.jobs) {
       const task = cron.schedule(
         job.schedule,
         async () => {
+          if (await this.pausedBecause()) return;
           const run = this.runner.run(job.name).catch((error) => this.log.warn({ job: job.name, err: error }, 'scheduled run skipped'));
           this.inflight.add(run);
           try {

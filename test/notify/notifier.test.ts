@@ -1,36 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { Notifier } from '../../src/notify/index.ts';
 import { memoryStore, type Store } from '../../src/store/index.ts';
 import { logCapture } from '../helpers/harness.ts';
-
-/** A webhook receiver on loopback that records each POST and answers with the status the test sets. */
-export async function startWebhook() {
-  const received: Record<string, unknown>[] = [];
-  let status = 204;
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      if (status < 300) received.push({ ...JSON.parse(body), _contentType: req.headers['content-type'], _path: req.url });
-      res.statusCode = status;
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/SECRET-PATH-123`;
-  return {
-    url,
-    received,
-    setStatus(s: number) {
-      status = s;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
+import { startWebhook } from './webhook.ts';
 
 describe('Notifier', () => {
   let hook: Awaited<ReturnType<typeof startWebhook>>;
