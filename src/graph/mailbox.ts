@@ -138,6 +138,88 @@ export class Mailbox {
   async forward(id: string, to: string[], comment = ''): Promise<void> {
     await this.graph.post(this.path(`/messages/${enc(id)}/forward`), { comment, toRecipients: to.map((address) => ({ emailAddress: { address } })) });
   }
+
+  /**
+   * Messages of a folder, newest first, page by page (`top` per page, at most 1000), stopping after `limit`.
+   * Example: `for await (const m of mailbox.messages('inbox', { select: ['subject'], filter: 'isRead eq false', limit: 50 })) …`.
+   */
+  async *messages(folder: string, options: { select?: string[]; filter?: string; top?: number; limit?: number; signal?: AbortSignal } = {}): AsyncGenerator<GraphMessage> {
+    const f = await this.folder(folder);
+    const q = [`$top=${Math.min(options.top ?? 100, 1000)}`];
+    if (options.select) q.push(`$select=${options.select.join(',')}`);
+    if (options.filter) q.push(`$filter=${encodeURIComponent(options.filter)}`);
+    let left = options.limit ?? Infinity;
+    for await (const page of this.graph.pages<GraphMessage>(this.path(`/mailFolders/${enc(f.id)}/messages?${q.join('&')}`), { signal: options.signal })) {
+      for (const m of page.value) {
+        if (left-- <= 0) return;
+        yield m;
+      }
+    }
+  }
+
+  /** The child folders of a folder (well-known name or path). */
+  async childFolders(folder: string): Promise<MailFolder[]> {
+    const f = await this.folder(folder);
+    const out: MailFolder[] = [];
+    for await (const page of this.graph.pages<MailFolder>(this.path(`/mailFolders/${enc(f.id)}/childFolders?$top=100&includeHiddenFolders=true`))) out.push(...page.value);
+    return out;
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.graph.delete(this.path(`/messages/${enc(id)}`));
+  }
+
+  /** The mailbox's own settings; `timeZone` is a Windows (or IANA) zone name [MICROSOFT.md "Graph calendar"]. */
+  async settings(): Promise<MailboxSettings> {
+    return (await this.graph.get<MailboxSettings>(this.path('/mailboxSettings'))).body;
+  }
+
+  /** The mailbox owner's address (for sending mail to oneself). */
+  async address(): Promise<string> {
+    const me = (await this.graph.get<{ mail?: string | null; userPrincipalName?: string }>(this.root)).body;
+    const address = me.mail ?? me.userPrincipalName;
+    if (!address) throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'the user has neither mail nor userPrincipalName', method: 'GET', path: this.root });
+    return address;
+  }
+
+  /**
+   * Events overlapping [start, end) via calendarView, with start/end rendered in `timeZone` (`Prefer: outlook.timezone`).
+   * Example: `await mailbox.events(dayStart, dayEnd, { timeZone: 'W. Europe Standard Time' })`.
+   */
+  async events(start: Date, end: Date, options: { timeZone?: string; signal?: AbortSignal } = {}): Promise<CalendarEvent[]> {
+    const q = `startDateTime=${encodeURIComponent(start.toISOString())}&endDateTime=${encodeURIComponent(end.toISOString())}&$top=100&$orderby=start/dateTime`;
+    const out: CalendarEvent[] = [];
+    const headers = options.timeZone ? { prefer: `outlook.timezone="${options.timeZone}"` } : undefined;
+    for await (const page of this.graph.pages<CalendarEvent>(this.path(`/calendarView?${q}`), { headers, signal: options.signal })) out.push(...page.value);
+    return out.sort((a, b) => a.start.dateTime.localeCompare(b.start.dateTime));
+  }
+
+  /** Sends a message from the mailbox (202; a copy goes to Sent Items). */
+  async sendMail(message: { to: string[]; subject: string; html: string }): Promise<void> {
+    await this.graph.post(this.path('/sendMail'), {
+      message: { subject: message.subject, body: { contentType: 'HTML', content: message.html }, toRecipients: message.to.map((address) => ({ emailAddress: { address } })) },
+      saveToSentItems: true,
+    });
+  }
+}
+
+export interface MailboxSettings {
+  timeZone?: string;
+  [key: string]: unknown;
+}
+
+export interface CalendarEvent {
+  id: string;
+  subject?: string | null;
+  start: { dateTime: string; timeZone: string };
+  end: { dateTime: string; timeZone: string };
+  isAllDay?: boolean;
+  isCancelled?: boolean;
+  showAs?: string;
+  location?: { displayName?: string | null };
+  organizer?: { emailAddress?: { name?: string; address?: string } };
+  webLink?: string;
+  [key: string]: unknown;
 }
 
 function enc(id: string): string {

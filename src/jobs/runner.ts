@@ -9,7 +9,9 @@ import type { Store } from '../store/index.ts';
 import { AuditLog, type AuditEntry } from './audit.ts';
 import { jobStore, type ActionRecord, type JobContext } from './context.ts';
 import { JobLock } from './lock.ts';
+import { runAgendaDigest } from './agenda-digest.ts';
 import { runInboxRules } from './inbox-rules.ts';
+import path from 'node:path';
 
 /** The JSON of `run --json` and `POST /api/jobs/:name/run` (DESIGN.md). */
 export interface JobRunResult {
@@ -135,7 +137,7 @@ export class JobRunner {
     log.info('run started');
     try {
       await this.deps.preflight?.(log);
-      await runJob(ctx, job);
+      await runJob(ctx, job, this.deps.jobs);
     } catch (caught) {
       error = caught;
     }
@@ -169,7 +171,7 @@ export class JobRunner {
   }
 }
 
-async function runJob(ctx: JobContext, job: JobSpec): Promise<void> {
+async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile): Promise<void> {
   switch (job.type) {
     case 'inbox-rules':
       return runInboxRules(ctx, job);
@@ -183,7 +185,7 @@ async function runJob(ctx: JobContext, job: JobSpec): Promise<void> {
       return;
     }
     case 'agenda-digest':
-      throw new AgentError('JOBS_FILE_INVALID', `The job "${job.name}" is an agenda-digest, which this version cannot run yet.`, { remedy: 'Remove the job from the jobs file or upgrade mailbox-agent.' });
+      return runAgendaDigest(ctx, job, { timezone: file.timezone, baseDir: path.dirname(file.path) });
   }
 }
 

@@ -1,0 +1,98 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { AgendaDigestJob } from '../config/jobs-file.ts';
+import { AgentError } from '../config/errors.ts';
+import type { CalendarEvent } from '../graph/mailbox.ts';
+import { dayRange, toIana, toWindows } from '../graph/timezone.ts';
+import type { JobContext } from './context.ts';
+
+/** Where a digest goes, from `sendTo`. */
+export type DigestTarget =
+  | { kind: 'self' }
+  | { kind: 'address'; address: string }
+  | { kind: 'webhook'; url: string }
+  | { kind: 'file'; path: string };
+
+export function digestTarget(sendTo: string, baseDir: string): DigestTarget {
+  const value = sendTo.trim();
+  if (value.toLowerCase() === 'me') return { kind: 'self' };
+  if (/^https?:\/\//i.test(value)) return { kind: 'webhook', url: value };
+  if (/^[^@\s/\\]+@[^@\s/\\]+\.[^@\s/\\]+$/.test(value)) return { kind: 'address', address: value };
+  return { kind: 'file', path: path.resolve(baseDir, value) };
+}
+
+/**
+ * Today's events (calendarView over the local day in the mailbox's own time zone from mailboxSettings,
+ * or the jobs file's `timezone:`), rendered as HTML with every field escaped, then mailed to self
+ * (`sendTo: me`) or an address with sendMail, written to a file, or POSTed to a webhook.
+ */
+export async function runAgendaDigest(ctx: JobContext, job: AgendaDigestJob, options: { timezone?: string; baseDir: string }): Promise<void> {
+  const target = digestTarget(job.sendTo, options.baseDir);
+  const zoneName = options.timezone ?? (await ctx.mailbox.settings()).timeZone ?? 'UTC';
+  const iana = toIana(zoneName);
+  const day = dayRange(ctx.runStart.getTime(), iana);
+  const preferZone = options.timezone ? toWindows(iana) : zoneName;
+  const events = (await ctx.mailbox.events(day.start, day.end, { timeZone: preferZone, signal: ctx.signal })).filter((e) => !e.isCancelled);
+  ctx.report.examined = events.length;
+  const subject = `Agenda for ${day.date}: ${events.length === 0 ? 'nothing scheduled' : `${events.length} event${events.length === 1 ? '' : 's'}`}`;
+  const html = renderDigest({ date: day.date, timeZone: iana, events });
+  const record = { messageId: '', rule: job.name, action: 'sendDigest', value: job.sendTo, subject };
+  if (ctx.dryRun) {
+    ctx.report.actions.push({ ...record, result: 'planned' });
+    return;
+  }
+  try {
+    switch (target.kind) {
+      case 'self':
+        await ctx.mailbox.sendMail({ to: [await ctx.mailbox.address()], subject, html });
+        break;
+      case 'address':
+        await ctx.mailbox.sendMail({ to: [target.address], subject, html });
+        break;
+      case 'file':
+        await mkdir(path.dirname(target.path), { recursive: true });
+        await writeFile(target.path, html, 'utf8');
+        break;
+      case 'webhook': {
+        const response = await ctx.fetch(target.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ job: ctx.job, date: day.date, timeZone: iana, subject, html, events: events.map(summary) }),
+          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
+        });
+        await response.body?.cancel();
+        if (!response.ok) throw new AgentError('GRAPH_ERROR', `The digest webhook ${target.url} answered HTTP ${response.status}.`, { remedy: 'Check the webhook URL in sendTo; the next scheduled run tries again.' });
+        break;
+      }
+    }
+  } catch (error) {
+    ctx.report.actions.push({ ...record, result: 'failed', error: (error as Error).message });
+    throw error;
+  }
+  ctx.report.actions.push({ ...record, result: 'done' });
+}
+
+function summary(e: CalendarEvent) {
+  return {
+    id: e.id, subject: e.subject ?? '', start: e.start, end: e.end, isAllDay: e.isAllDay === true,
+    location: e.location?.displayName ?? '', organizer: e.organizer?.emailAddress?.address ?? '',
+  };
+}
+
+export function escapeHtml(value: unknown): string {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** The digest's HTML: a table of today's events; every value from Graph is escaped. */
+export function renderDigest(input: { date: string; timeZone: string; events: CalendarEvent[] }): string {
+  const time = (e: CalendarEvent) => (e.isAllDay ? 'all day' : `${e.start.dateTime.slice(11, 16)}–${e.end.dateTime.slice(11, 16)}`);
+  const rows = input.events.map((e) => `<tr><td style="padding:4px 12px 4px 0;white-space:nowrap">${escapeHtml(time(e))}</td>`
+    + `<td style="padding:4px 12px 4px 0"><strong>${escapeHtml(e.subject || '(no subject)')}</strong>`
+    + `${e.location?.displayName ? `<br><span style="color:#555">${escapeHtml(e.location.displayName)}</span>` : ''}</td>`
+    + `<td style="padding:4px 0;color:#555">${escapeHtml(e.organizer?.emailAddress?.name ?? e.organizer?.emailAddress?.address ?? '')}</td></tr>`);
+  return `<!doctype html><html><head><meta charset="utf-8"><title>Agenda for ${escapeHtml(input.date)}</title></head>`
+    + `<body style="font-family:system-ui,sans-serif"><h1 style="font-size:18px">Agenda for ${escapeHtml(input.date)}</h1>`
+    + `<p style="color:#555">Times in ${escapeHtml(input.timeZone)}.</p>`
+    + (rows.length ? `<table>${rows.join('')}</table>` : '<p>Nothing scheduled today.</p>')
+    + '</body></html>';
+}
