@@ -128,10 +128,12 @@ class TransientFailure extends Error {}
 
 async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned: PlannedAction[] }[]): Promise<void> {
   const items: MessageWork[] = [];
-  for (const { message, planned } of work) {
+  // Ledger reads in parallel: the store is local, but one at a time they add up on a big page.
+  const ledgers = await Promise.all(work.map(({ message }) => ctx.store.get<LedgerEntry>(`ledger:${message.id}`)));
+  for (const [index, { message, planned }] of work.entries()) {
     const view = toMessageView(message);
     const ledgerKey = `ledger:${message.id}`;
-    const ledger = (await ctx.store.get<LedgerEntry>(ledgerKey)) ?? { done: [] };
+    const ledger = ledgers[index] ?? { done: [] };
     const pending = new Set(typeof ledger.pending === 'string' ? [ledger.pending] : ledger.pending ?? []);
     const item: MessageWork = { message, subject: view.subject, ledgerKey, ledger, pending, graphOps: [], webhooks: [], failedEarly: [] };
     let categories = view.categories;
@@ -186,12 +188,14 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
   if (ctx.dryRun) return;
 
   // Once-only actions are marked pending before they are sent: a crash now can never make them happen twice.
+  const marking: Promise<void>[] = [];
   for (const item of items) {
     const onceIds = [...item.graphOps.map((o) => o.step), ...item.webhooks].filter((s) => ONCE_ONLY.has(s.step.action)).map((s) => s.id);
     if (onceIds.length === 0) continue;
     for (const id of onceIds) item.pending.add(id);
-    await saveLedger(ctx, item);
+    marking.push(saveLedger(ctx, item));
   }
+  await Promise.all(marking);
 
   let transient: unknown;
   const settle = (item: MessageWork, step: Step, result: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => {
@@ -240,7 +244,7 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
   const results2 = await ctx.graph.batch(moving.map((i) => i.move!.request!), { signal: ctx.signal });
   moving.forEach((item, i) => settle(item, item.move!.step, outcome(results2[i]!)));
 
-  for (const item of items) await saveLedger(ctx, item);
+  await Promise.all(items.map((item) => saveLedger(ctx, item)));
   if (transient !== undefined) {
     await ctx.checkpoint();
     throw transient instanceof Error ? transient : new TransientFailure(String(transient));

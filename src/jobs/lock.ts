@@ -14,14 +14,14 @@ export const LOCK_TTL_MS = 10 * 60_000;
 
 /**
  * A per-job lock in the shared store, so two processes (an `npm start` and a `run` from a shell) never run
- * the same job at once. The store has no compare-and-set, so taking the lock is write-then-read-back after
- * a short settle: of two writers racing, only the last one written reads its own record back.
+ * the same job at once: a record with an expiry (a crashed holder's lock lapses), checked and written under
+ * the store's cross-process lock, renewed while the run goes on.
  * Example: `const held = await lock.acquire('triage', runId); try { … } finally { await held.release(); }`.
  */
 export class JobLock {
   private readonly process = `${hostname()}:${process.pid}:${randomUUID().slice(0, 6)}`;
 
-  constructor(private readonly store: Store, private readonly now: () => number = Date.now, private readonly options: { ttlMs?: number; settleMs?: number } = {}) {}
+  constructor(private readonly store: Store, private readonly now: () => number = Date.now, private readonly options: { ttlMs?: number } = {}) {}
 
   async acquire(job: string, runId: string): Promise<{ release(): Promise<void> }> {
     const key = `lock:${job}`;
@@ -30,13 +30,16 @@ export class JobLock {
     const busy = (record: LockRecord) => new AgentError('JOB_BUSY', `The job "${job}" is already running in another process (${record.holder}) until at most ${new Date(record.until).toISOString()}.`, {
       remedy: 'Wait for that run to finish (its result shows in status); a crashed run\'s lock expires by itself.', status: 409,
     });
-    const current = await this.store.get<LockRecord>(key);
-    if (current && current.until > this.now() && current.owner !== owner) throw busy(current);
     const mine: LockRecord = { owner, holder: this.process.split(':').slice(0, 2).join(' pid '), until: this.now() + ttl };
-    await this.store.set(key, mine, ttl);
-    await new Promise((r) => setTimeout(r, this.options.settleMs ?? 25));
-    const check = await this.store.get<LockRecord>(key);
-    if (check && check.owner !== owner) throw busy(check);
+    // Check-and-set under the store's own cross-process lock, so two processes cannot both take the job.
+    const releaseStoreLock = await this.store.lock.acquire(`job:${job}`, { waitMs: 10_000 });
+    try {
+      const current = await this.store.get<LockRecord>(key);
+      if (current && current.until > this.now() && current.owner !== owner) throw busy(current);
+      await this.store.set(key, mine, ttl);
+    } finally {
+      await releaseStoreLock();
+    }
     const renew = setInterval(() => {
       void this.store.set(key, { ...mine, until: this.now() + ttl }, ttl).catch(() => undefined);
     }, Math.max(1000, ttl / 3));

@@ -1,0 +1,68 @@
+/**
+ * `npm run bench` (= node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0])
+ *
+ * The sandbox runs in its own process with 25 ms latency per request and the 4-concurrent limit; each
+ * client runs in its own process so its peak RSS is its own. Scenarios: the agent's first full run
+ * (backfill: true) and a second run with no new mail; a naive client (pages of 10 via nextLink, one
+ * request per action); the floor (delta pages of 1000 in sequence, then actions in chained $batches of 20,
+ * 4 in flight). Then the agent alone on a 50,000-message inbox (no latency) for peak RSS.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { admin, sandboxFetch, USER, type SandboxInfo } from './common.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const messages = Number(opt('messages', '5000'));
+const only = opt('only', 'agent,floor,naive').split(',');
+const big = Number(opt('big', '50000'));
+const here = path.dirname(new URL(import.meta.url).pathname);
+
+const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sandbox-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+const sb = JSON.parse(first) as SandboxInfo;
+const infoFile = path.join(mkdtempSync(path.join(tmpdir(), 'ma-bench-')), 'sandbox.json');
+writeFileSync(infoFile, JSON.stringify(sb));
+const f = sandboxFetch(sb);
+
+async function scenario(kind: string, count: number, latencyMs: number): Promise<Record<string, any>> {
+  await admin(sb, f, `/mailbox/${USER}/generate`, { count, seed: 4242 });
+  await admin(sb, f, '/options', { latencyMs, maxConcurrentPerMailbox: 4 });
+  await admin(sb, f, '/log/clear', {});
+  process.stderr.write(`… ${kind}: ${count} messages, ${latencyMs} ms latency\n`);
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'scenario.ts'), kind, infoFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.on('data', (c) => (out += c));
+  const code = await new Promise<number | null>((r) => proc.on('close', r));
+  if (code !== 0) throw new Error(`${kind} exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+const results: Record<string, Record<string, any>> = {};
+try {
+  for (const kind of only) results[kind] = await scenario(kind, messages, 25);
+  if (big > 0) results.big = await scenario('agent', big, 0);
+} finally {
+  child.kill('SIGTERM');
+}
+
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const rows: string[] = ['| client | wall time | Graph requests | token requests | peak RSS | messages examined | actions |', '|---|---|---|---|---|---|---|'];
+const row = (name: string, r: Record<string, any>) => rows.push(`| ${name} | ${s(r.wallMs)} | ${r.graphRequests} | ${r.tokenRequests} | ${r.peakRssMb} MB | ${r.examined} | ${r.actions} |`);
+if (results.agent) row('agent, first run (backfill: true)', results.agent);
+if (results.floor) row('floor', results.floor);
+if (results.naive) row('naive', results.naive);
+if (results.big) row(`agent, ${big} messages, no latency`, results.big);
+console.log(rows.join('\n'));
+if (results.agent) {
+  const a = results.agent;
+  console.log(`\nagent second run (no new mail): ${a.second.graphRequests} Graph request(s), ${a.second.tokenRequests} token request(s), ${a.second.actions} actions`);
+  if (results.floor) console.log(`agent / floor: time ${(a.wallMs / results.floor.wallMs).toFixed(2)}x, requests ${(a.graphRequests / results.floor.graphRequests).toFixed(2)}x`);
+  if (results.naive) console.log(`naive / agent: time ${(results.naive.wallMs / a.wallMs).toFixed(1)}x`);
+}
