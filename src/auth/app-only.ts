@@ -172,6 +172,10 @@ export class AppOnlyAuth implements TokenProvider {
     }
     const last = await this.lastToken();
     const account = { upn: this.opts.mailbox, oid: last?.oid ?? '', tid: last?.tid ?? this.opts.tenant };
+    if (error && (error as AgentError).code === 'AUTH_TRANSIENT') {
+      // A passing network fault is not a person's problem: the next call retries.
+      return { mode: 'app-only', state: 'ready', account, reason: (error as Error).message, remedy: (error as AgentError).remedy, accessTokenExpiresAt: last?.expiresAt, lastRefreshAt: last?.obtainedAt };
+    }
     if (error) {
       const problem = await this.opts.store.get<AuthProblem>(PROBLEM_KEY);
       return {
