@@ -32,6 +32,8 @@ export async function startServer(config: Config, log: Logger, options: { instal
     log: log.child({ component: 'web' }),
     redirectUri: config.redirectUri,
     adminPassword: config.adminPassword,
+    trustProxy: config.trustProxy,
+    appOnly: Boolean(rt.appOnly),
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));

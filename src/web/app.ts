@@ -26,6 +26,8 @@ export interface AppDeps {
   adminPassword?: string;
   /** Signs session cookies and CSRF tokens; random per process when not given. */
   secret?: Buffer;
+  /** AUTH_MODE=app-only: there is no sign-in. */
+  appOnly?: boolean;
   /** Behind a TLS-terminating reverse proxy: trust X-Forwarded-Proto so cookies get `Secure`. */
   trustProxy?: boolean;
   now?: () => number;
@@ -89,6 +91,9 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.get('/auth/signin', async (req, res) => {
+    if (deps.appOnly) {
+      throw new AgentError('USAGE', 'This agent runs app-only (AUTH_MODE=app-only): nobody signs in; it uses the app\'s certificate or secret.', { status: 400, remedy: 'See the dashboard for the app and its confinement, or run mailbox-agent doctor.' });
+    }
     // The state cookie must be set on the origin the identity provider redirects back to.
     const here = `${req.protocol}://${req.get('host')}`;
     if (here !== deps.redirectUri.origin && isLoopback(req.hostname) && isLoopback(deps.redirectUri.hostname)) {
