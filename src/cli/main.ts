@@ -3,6 +3,7 @@ import { AgentError, EXIT, describeError, exitCodeFor, loadConfig, type Config }
 import { codeNeedsPerson } from '../config/errors.ts';
 import { createLogger, type Logger } from '../config/logger.ts';
 import { createRuntime, buildStatus, type Runtime } from './runtime.ts';
+import { helpFor } from './help.ts';
 
 const USAGE = `Usage: mailbox-agent <command> [options]
 
@@ -23,7 +24,8 @@ Commands:
 Exit status: 0 ok, 1 failed, 2 a person is needed (sign-in, confinement), 64 usage error.
 Examples:
   mailbox-agent run triage --dry-run
-  mailbox-agent status --json`;
+  mailbox-agent status --json
+  mailbox-agent <command> --help     options and examples of one command`;
 
 /**
  * The CLI's one exit: every command returns an exit status or throws; errors are printed once, here.
@@ -35,6 +37,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return command ? EXIT.ok : EXIT.usage;
   }
   const json = rest.includes('--json');
+  if ((rest.includes('--help') || rest.includes('-h')) && helpFor(command)) {
+    console.log(helpFor(command));
+    return EXIT.ok;
+  }
   try {
     const handler = COMMANDS[command];
     if (!handler) throw new AgentError('USAGE', `Unknown command "${command}".`, { remedy: 'Run mailbox-agent --help for the list.' });
