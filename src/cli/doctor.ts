@@ -1,6 +1,7 @@
 import { describeError, EXIT, loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
 import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
+import { mark, paint } from './style.ts';
 
 interface Check {
   name: string;
@@ -14,8 +15,8 @@ export async function runDoctor(env: NodeJS.ProcessEnv): Promise<number> {
   const checks: Check[] = [];
   const print = () => {
     for (const c of checks) {
-      console.log(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
-      if (!c.ok && c.fix) console.log(`    fix: ${c.fix}`);
+      console.log(`${mark(c.ok)} ${c.name}: ${c.detail}`);
+      if (!c.ok && c.fix) console.log(`    ${paint('bold', 'fix:')} ${c.fix}`);
     }
   };
   let config;
