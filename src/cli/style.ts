@@ -9,7 +9,8 @@ export function useColour(stream: NodeJS.WriteStream = process.stdout, env: Node
 }
 
 export function paint(format: Parameters<typeof styleText>[0], text: string, colour = useColour()): string {
-  return colour ? styleText(format, text) : text;
+  // We decide about the stream ourselves; Node's own check would look at stdout even for stderr output.
+  return colour ? styleText(format, text, { validateStream: false }) : text;
 }
 
 export function mark(ok: boolean, colour = useColour()): string {
