@@ -83,25 +83,29 @@ export function hostOf(h: Harness): string {
  * Returns the final agent response and the callback URL that was used.
  */
 export async function signIn(h: Harness, user = 'alice@contoso.test', password = 'sandbox') {
+  const { callback, authorizeUrl } = await authorizeAt(h, { username: user, password, action: 'signin' });
+  const response = await h.http.get(callback.pathname + callback.search).set('Host', hostOf(h));
+  return { response, callback, authorizeUrl };
+}
+
+/**
+ * Starts a sign-in at the agent and answers the sandbox's sign-in form with `answer` (username, password,
+ * action=signin|cancel); returns the callback URL the identity provider redirects the browser to.
+ */
+export async function authorizeAt(h: Harness, answer: Record<string, string>): Promise<{ callback: URL; authorizeUrl: string }> {
   const start = await h.http.get('/auth/signin').set('Host', hostOf(h)).expect(302);
   const authorizeUrl = start.headers.location as string;
   const page = await h.fetch(authorizeUrl);
-  const html = await page.text();
-  const form = parseForm(html);
-  form.fields.username = user;
-  form.fields.password = password;
-  form.fields.action = 'signin';
+  const form = parseForm(await page.text());
   const posted = await h.fetch(new URL(form.action, authorizeUrl), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(form.fields).toString(),
+    body: new URLSearchParams({ ...form.fields, ...answer }).toString(),
     redirect: 'manual',
   });
   const location = posted.headers.get('location');
   if (posted.status !== 302 || !location) throw new Error(`sign-in form answered ${posted.status}: ${(await posted.text()).slice(0, 500)}`);
-  const callback = new URL(location);
-  const response = await h.http.get(callback.pathname + callback.search).set('Host', hostOf(h));
-  return { response, callback, authorizeUrl };
+  return { callback: new URL(location), authorizeUrl };
 }
 
 export function parseForm(html: string): { action: string; fields: Record<string, string> } {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { hostOf, parseForm, signIn, startHarness, type Harness } from '../helpers/harness.ts';
+import { authorizeAt, hostOf, signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
 describe('the sign-in callback refuses what it must, and stores nothing then', () => {
   let h: Harness;
@@ -39,16 +39,7 @@ describe('the sign-in callback refuses what it must, and stores nothing then', (
   });
 
   test('a forged state is refused', async () => {
-    const start = await h.http.get('/auth/signin').set('Host', hostOf(h)).expect(302);
-    const page = await h.fetch(start.headers.location!);
-    const form = parseForm(await page.text());
-    const posted = await h.fetch(new URL(form.action, start.headers.location!), {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...form.fields, username: 'alice@contoso.test', password: 'sandbox', action: 'signin' }).toString(),
-      redirect: 'manual',
-    });
-    const callback = new URL(posted.headers.get('location')!);
+    const { callback } = await authorizeAt(h, { username: 'alice@contoso.test', password: 'sandbox', action: 'signin' });
     callback.searchParams.set('state', 'forged-state');
     const res = await h.http.get(callback.pathname + callback.search).set('Host', hostOf(h)).set('Accept', 'text/html').expect(400);
     assert.match(res.text, /security check/);
@@ -57,16 +48,7 @@ describe('the sign-in callback refuses what it must, and stores nothing then', (
   });
 
   test('an error response shows the AADSTS text and what to do', async () => {
-    const start = await h.http.get('/auth/signin').set('Host', hostOf(h)).expect(302);
-    const page = await h.fetch(start.headers.location!);
-    const form = parseForm(await page.text());
-    const posted = await h.fetch(new URL(form.action, start.headers.location!), {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...form.fields, action: 'cancel' }).toString(),
-      redirect: 'manual',
-    });
-    const callback = new URL(posted.headers.get('location')!);
+    const { callback } = await authorizeAt(h, { action: 'cancel' });
     assert.equal(callback.searchParams.get('error'), 'access_denied');
     const res = await h.http.get(callback.pathname + callback.search).set('Host', hostOf(h)).set('Accept', 'text/html').expect(400);
     assert.match(res.text, /Sign-in failed: AADSTS\d+/);
