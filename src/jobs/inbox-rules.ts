@@ -52,6 +52,11 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
   const select = needsBody(job.rules) ? [...RULE_SELECT, 'body'] : RULE_SELECT;
   let state = (await ctx.store.get<DeltaState>(stateKey)) ?? { link: ctx.mailbox.startDelta(folderId, { select }), phase: 'initial' as const };
   let resynced = false;
+  // Our own PATCHes and moves come back in the next delta round; reading that round now (acting on
+  // whatever else it holds) means the next run with no new mail is a single request.
+  let actedInRound = 0;
+  let extraRounds = 0;
+  const examined = new Set<string>();
 
   for (;;) {
     ctx.signal.throwIfAborted();
@@ -76,20 +81,32 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
     const work: { message: GraphMessage; planned: PlannedAction[] }[] = [];
     for (const message of page.value) {
       if (message['@removed']) continue;
-      ctx.report.examined++;
+      // Distinct messages: the catch-up round sees our own changes again.
+      if (!examined.has(message.id)) {
+        examined.add(message.id);
+        ctx.report.examined++;
+      }
       const act = state.phase === 'incremental' || job.backfill || (state.actSince !== undefined && Date.parse(message.receivedDateTime ?? '') >= state.actSince);
       if (!act) continue;
       const planned = planActions(job.rules, toMessageView(message), ctx.runStart);
       if (planned.length > 0) work.push({ message, planned });
     }
-    if (work.length > 0) await applyPage(ctx, work);
+    if (work.length > 0) {
+      const before = ctx.report.actions.length;
+      await applyPage(ctx, work);
+      actedInRound += ctx.report.actions.slice(before).filter((a) => a.result === 'done').length;
+    }
     const next: DeltaState = page.deltaLink
       ? { link: page.deltaLink, phase: 'incremental', completedAt: ctx.runStart.getTime() }
       : { ...state, link: page.nextLink ?? state.link };
     await ctx.checkpoint();
     if (!ctx.dryRun) await ctx.store.set(stateKey, next);
     state = next;
-    if (page.deltaLink) return;
+    if (page.deltaLink) {
+      if (ctx.dryRun || actedInRound === 0 || extraRounds >= 2) return;
+      extraRounds++;
+      actedInRound = 0;
+    }
   }
 }
 
