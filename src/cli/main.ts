@@ -57,6 +57,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
+/** One line, redrawn in place: "triage: 12,000 messages examined, 4,810 actions". */
+export function progressLine(stream: NodeJS.WriteStream, job: string) {
+  let drawn = false;
+  return {
+    update(report: { examined: number; actions: unknown[] }) {
+      stream.write(`\r${job}: ${report.examined.toLocaleString('en')} messages examined, ${report.actions.length.toLocaleString('en')} actions…\u001b[K`);
+      drawn = true;
+    },
+    done() {
+      if (drawn) stream.write('\r\u001b[K');
+    },
+  };
+}
+
 function rtAllowsUnconfined(rt: Runtime): boolean {
   return rt.appOnly?.guard.allowUnconfined === true;
 }
@@ -101,7 +115,9 @@ const COMMANDS: Record<string, Command> = {
     const name = positionals[0];
     if (!name) throw new AgentError('USAGE', 'Which job? mailbox-agent run <job>.', { remedy: 'The jobs are listed by mailbox-agent status.' });
     return withRuntime(env, Boolean(values.json), async (rt) => {
-      const result = await rt.runner.run(name, { dryRun: Boolean(values['dry-run']) });
+      // A long backfill shows one updating line on a terminal, never a flood in a pipe or log.
+      const progress = process.stderr.isTTY ? progressLine(process.stderr, name) : undefined;
+      const result = await rt.runner.run(name, { dryRun: Boolean(values['dry-run']), onProgress: progress?.update }).finally(() => progress?.done());
       if (values.json) {
         const { errorCode: _code, startedAt: _s, finishedAt: _f, ...rest } = result;
         console.log(JSON.stringify({ ...rest, startedAt: result.startedAt, finishedAt: result.finishedAt }));

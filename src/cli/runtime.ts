@@ -141,6 +141,8 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
     target: rt.endpoints.sandbox ? 'sandbox' : 'microsoft',
     account: auth.account,
     state: auth.state,
+    // Readiness (GET /healthz is liveness): the agent can do its work now, without a person.
+    ready: auth.state === 'ready' && (!appOnly || appOnly.mayRun),
     ...(confinementProblem ? { reason: confinementProblem.reason, ...(confinementProblem.remedy ? { remedy: confinementProblem.remedy } : {}) } : {}),
     ...(auth.reason && !confinementProblem ? { reason: auth.reason } : {}),
     ...(auth.remedy && !confinementProblem ? { remedy: auth.remedy } : {}),

@@ -10,7 +10,7 @@ import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
  * `mailbox-agent start`: the sandbox (when no tenant is configured), the web UI and the scheduler.
  * Reads top to bottom: runtime → app → listen → schedule → shut down on a signal.
  */
-export async function startServer(config: Config, log: Logger, options: { installSignalHandlers?: boolean } = {}): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
+export async function startServer(config: Config, log: Logger, options: { installSignalHandlers?: boolean; shutdownGraceMs?: number } = {}): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
   const rt = await createRuntime(config, { log, sandbox: 'own' });
   if (rt.endpoints.sandbox) {
     log.info(`mailbox-agent is running against the built-in Microsoft 365 sandbox (MS_CLIENT_ID is not set). Open ${rt.publicUrl} and sign in as alice@contoso.test (password: sandbox).`);
@@ -46,11 +46,14 @@ export async function startServer(config: Config, log: Logger, options: { instal
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      log.info('shutting down');
-      await scheduler.stop();
+      log.info('shutting down: no new runs; a running job finishes its page');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const clean = await scheduler.stop(options.shutdownGraceMs ?? 30_000);
       await upkeep.stop();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closed;
       await rt.close();
+      log.info({ clean }, 'stopped');
     })());
   if (options.installSignalHandlers !== false) {
     const onSignal = () => void stop().then(() => process.exit(0));

@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'JOB_BUSY'
   | 'STORE_ERROR'
   | 'LOCK_TIMEOUT'
+  | 'SHUTTING_DOWN'
   | 'KEY_INVALID'
   | 'INTERNAL';
 

@@ -30,11 +30,16 @@ export interface JobContext {
   store: JobStore;
   log: Logger;
   dryRun: boolean;
+  /** Aborts the run now (in-flight requests too). */
   signal: AbortSignal;
+  /** Asks the run to stop at its next safe point: inbox-rules finishes the page it is on (graceful shutdown). */
+  stop: AbortSignal;
   /** The run's start: rules compare `olderThanDays` with it. */
   runStart: Date;
   /** Plain fetch for webhooks: never carries the Graph token. */
   fetch: typeof fetch;
+  /** Called by long jobs after each unit of work (a delta page), e.g. to draw progress on a terminal. */
+  onProgress?: (report: JobContext['report']) => void;
   /** Jobs report what they examined and did here. */
   report: { examined: number; actions: ActionRecord[] };
   /** Writes the actions reported so far to the audit log (the runner also does at the end of the run). */

@@ -1,5 +1,5 @@
 import type { InboxRulesJob } from '../config/jobs-file.ts';
-import { describeError } from '../config/errors.ts';
+import { AgentError, describeError } from '../config/errors.ts';
 import type { BatchRequest, BatchResult } from '../graph/client.ts';
 import { GraphError } from '../graph/graph-error.ts';
 import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
@@ -60,6 +60,10 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
 
   for (;;) {
     ctx.signal.throwIfAborted();
+    if (ctx.stop.aborted) {
+      // Between pages every action so far is committed and the delta link stored: a clean place to stop.
+      throw new AgentError('SHUTTING_DOWN', 'Stopped between two pages because the agent is shutting down.', { remedy: 'Nothing to do: the next run continues where this one stopped.' });
+    }
     let page;
     try {
       page = await ctx.mailbox.deltaPage(state.link, { maxPageSize: DELTA_PAGE_SIZE, signal: ctx.signal });
@@ -102,6 +106,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
     await ctx.checkpoint();
     if (!ctx.dryRun) await ctx.store.set(stateKey, next);
     state = next;
+    ctx.onProgress?.(ctx.report);
     if (page.deltaLink) {
       if (ctx.dryRun || actedInRound === 0 || extraRounds >= 2) return;
       extraRounds++;

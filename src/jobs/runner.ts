@@ -91,7 +91,7 @@ export class JobRunner {
   }
 
   /** Never throws for a failing job: the failure is in the result. Throws only for an unknown job or overlap. */
-  async run(name: string, options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<JobRunResult> {
+  async run(name: string, options: { dryRun?: boolean; signal?: AbortSignal; stop?: AbortSignal; onProgress?: (report: JobContext['report']) => void } = {}): Promise<JobRunResult> {
     const job = this.find(name);
     if (this.running.has(name)) {
       throw new AgentError('JOB_BUSY', `The job "${name}" is already running.`, { remedy: 'Wait for it to finish; its result will show in status.', status: 409 });
@@ -123,6 +123,8 @@ export class JobRunner {
       log,
       dryRun,
       signal: options.signal ?? new AbortController().signal,
+      stop: options.stop ?? new AbortController().signal,
+      onProgress: options.onProgress,
       runStart,
       fetch: this.deps.fetch ?? fetch,
       report: { examined: 0, actions: [] },

@@ -9,6 +9,10 @@ import type { JobRunner } from './runner.ts';
 export class Scheduler {
   private readonly tasks = new Map<string, ScheduledTask>();
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Shutdown, step 1: running jobs stop at their next safe point (inbox-rules: the end of the page). */
+  private readonly stopping = new AbortController();
+  /** Shutdown, step 2, when step 1 took too long: abort what is in flight. */
+  private readonly aborting = new AbortController();
 
   /** Why runs are paused (e.g. "needs-signin: …"), so the log says it once, not on every tick. */
   private paused?: string;
@@ -33,8 +37,8 @@ export class Scheduler {
       const task = cron.schedule(
         job.schedule,
         async () => {
-          if (await this.pausedBecause()) return;
-          const run = this.runner.run(job.name).catch((error) => this.log.warn({ job: job.name, err: error }, 'scheduled run skipped'));
+          if (this.stopping.signal.aborted || (await this.pausedBecause())) return;
+          const run = this.runner.run(job.name, { stop: this.stopping.signal, signal: this.aborting.signal }).catch((error) => this.log.warn({ job: job.name, err: error }, 'scheduled run skipped'));
           this.inflight.add(run);
           try {
             await run;
@@ -53,11 +57,28 @@ export class Scheduler {
     return this.tasks.get(name)?.getNextRun() ?? null;
   }
 
-  /** Stops scheduling and waits (bounded) for running jobs. */
-  async stop(timeoutMs = 30_000): Promise<void> {
+  /**
+   * Graceful shutdown: no new runs; running jobs are asked to stop at their next safe point (the end of the
+   * page they are on) and given `timeoutMs` to get there; then what is still in flight is aborted.
+   * Returns whether every run ended within the grace period.
+   */
+  async stop(timeoutMs = 30_000): Promise<boolean> {
     for (const task of this.tasks.values()) await task.destroy();
     this.tasks.clear();
-    await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    this.stopping.abort();
+    const settled = () => Promise.allSettled([...this.inflight]).then(() => true);
+    const inTime = await Promise.race([settled(), new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+    if (!inTime) {
+      this.log.warn({ timeoutMs }, 'a job did not reach a safe point in time; aborting it (its page is replayed next run, without acting twice)');
+      this.aborting.abort();
+      await Promise.race([settled(), new Promise((r) => setTimeout(r, 5_000).unref())]);
+    }
+    return inTime;
+  }
+
+  /** Whether a scheduled run is going on now. */
+  get busy(): boolean {
+    return this.inflight.size > 0;
   }
 }
 

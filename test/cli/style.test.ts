@@ -17,3 +17,15 @@ test('the checklist marks are plain text without colour', () => {
   assert.equal(mark(false, false), '✗');
   assert.match(mark(true, true), /\u001b\[32m✓\u001b\[39m/);
 });
+
+test('progress is one line redrawn in place, cleared at the end', async () => {
+  const { progressLine } = await import('../../src/cli/main.ts');
+  let out = '';
+  const stream = { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WriteStream;
+  const line = progressLine(stream, 'triage');
+  line.update({ examined: 1000, actions: new Array(400) });
+  line.update({ examined: 12000, actions: new Array(4810) });
+  line.done();
+  assert.equal(out, '\rtriage: 1,000 messages examined, 400 actions…\u001b[K\rtriage: 12,000 messages examined, 4,810 actions…\u001b[K\r\u001b[K');
+  assert.ok(!out.includes('\n'), 'no new lines: no flood');
+});

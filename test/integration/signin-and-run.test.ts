@@ -12,6 +12,7 @@ describe('sign in once through the sandbox, then run the triage job', () => {
   test('before sign-in: status says signed-out, and a run exits with the remedy', async () => {
     const status = (await h.http.get('/api/status').expect(200)).body;
     assert.equal(status.state, 'signed-out');
+    assert.equal(status.ready, false);
     assert.equal(status.account, null);
     assert.equal(status.mode, 'delegated');
     const run = (await h.http.post('/api/jobs/triage/run').set('Host', hostOf(h)).expect(200)).body;
@@ -25,6 +26,7 @@ describe('sign in once through the sandbox, then run the triage job', () => {
     assert.match(response.headers.location!, /^\/\?notice=Signed%20in%20as%20alice%40contoso\.test/);
     const status = (await h.http.get('/api/status').expect(200)).body;
     assert.equal(status.state, 'ready');
+    assert.equal(status.ready, true);
     assert.equal(status.account.upn, 'alice@contoso.test');
     assert.equal(status.account.tid, h.sandbox.tenantId);
     assert.equal(status.account.oid, h.sandbox.users[0]!.oid);
