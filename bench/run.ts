@@ -66,3 +66,7 @@ if (results.agent) {
   if (results.floor) console.log(`agent / floor: time ${(a.wallMs / results.floor.wallMs).toFixed(2)}x, requests ${(a.graphRequests / results.floor.graphRequests).toFixed(2)}x`);
   if (results.naive) console.log(`naive / agent: time ${(results.naive.wallMs / a.wallMs).toFixed(1)}x`);
 }
+if (results.big) {
+  const b = results.big;
+  console.log(`agent at ${big} messages, at the end of the run: heap used ${b.endHeapMb} MB, external ${b.endExternalMb} MB, RSS ${b.endRssMb} MB (peak RSS ${b.peakRssMb} MB)`);
+}

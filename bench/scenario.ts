@@ -166,4 +166,5 @@ async function floor() {
 
 const result = kind === 'agent' ? await agent() : kind === 'naive' ? await naive() : kind === 'floor' ? await floor() : undefined;
 if (!result) throw new Error('usage: scenario.ts agent|naive|floor <sandbox.json>');
-process.stdout.write(`${JSON.stringify({ kind, ...result, peakRssMb: peakRssMb() })}\n`);
+const mem = process.memoryUsage();
+process.stdout.write(`${JSON.stringify({ kind, ...result, peakRssMb: peakRssMb(), endHeapMb: Math.round(mem.heapUsed / 1048576), endExternalMb: Math.round(mem.external / 1048576), endRssMb: Math.round(mem.rss / 1048576) })}\n`);
