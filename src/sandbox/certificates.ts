@@ -55,13 +55,19 @@ function isUsable(certPem: string, now: number, issuerPem?: string): boolean {
   }
 }
 
-function createCa(now: number): { certPem: string; keyPem: string } {
+/** A fresh RSA key and a certificate for it, valid from a day ago for `days` days; subject and extensions are the caller's. */
+function newCertificate(now: number, days: number): { cert: forge.pki.Certificate; privatePem: string } {
   const { privatePem, publicPem } = newRsaKeyPem();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicPem);
   cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(now - DAY_MS);
-  cert.validity.notAfter = new Date(now + 5 * 365 * DAY_MS);
+  cert.validity.notAfter = new Date(now + days * DAY_MS);
+  return { cert, privatePem };
+}
+
+function createCa(now: number): { certPem: string; keyPem: string } {
+  const { cert, privatePem } = newCertificate(now, 5 * 365);
   const attrs = [
     { name: 'commonName', value: 'mailbox-agent sandbox CA' },
     { name: 'organizationName', value: 'mailbox-agent sandbox (not for production)' },
@@ -78,14 +84,9 @@ function createCa(now: number): { certPem: string; keyPem: string } {
 }
 
 function createServerCert(now: number, caCertPem: string, caKeyPem: string): { certPem: string; keyPem: string } {
-  const { privatePem, publicPem } = newRsaKeyPem();
   const caCert = forge.pki.certificateFromPem(caCertPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicPem);
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = new Date(now - DAY_MS);
   // Stay below the 398-day limit browsers enforce for leaf certificates.
-  cert.validity.notAfter = new Date(now + 397 * DAY_MS);
+  const { cert, privatePem } = newCertificate(now, 397);
   cert.setSubject([{ name: 'commonName', value: 'localhost' }]);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
@@ -156,12 +157,7 @@ export function ensureSigningMaterial(dataDir: string, now: number = Date.now())
   let keyPem = existsSync(keyPath) ? readFileSync(keyPath, 'utf8') : '';
   let certPem = existsSync(certPath) ? readFileSync(certPath, 'utf8') : '';
   if (!keyPem || !certPem || !isUsable(certPem, now)) {
-    const { privatePem, publicPem } = newRsaKeyPem();
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = forge.pki.publicKeyFromPem(publicPem);
-    cert.serialNumber = serialNumber();
-    cert.validity.notBefore = new Date(now - DAY_MS);
-    cert.validity.notAfter = new Date(now + 5 * 365 * DAY_MS);
+    const { cert, privatePem } = newCertificate(now, 5 * 365);
     const attrs = [{ name: 'commonName', value: 'accounts.sandbox.test' }];
     cert.setSubject(attrs);
     cert.setIssuer(attrs);
