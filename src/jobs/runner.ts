@@ -191,4 +191,3 @@ async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile): Promise<vo
   }
 }
 
-export { describeError };

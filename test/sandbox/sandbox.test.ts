@@ -15,7 +15,6 @@ type Json = Record<string, any>;
 
 let dir: string;
 let sb: Sandbox;
-let dispatcher: Agent;
 const agents = new Map<string, Agent>();
 /** One undici Agent per sandbox, trusting only that sandbox's CA. */
 function agentFor(s: Sandbox): Agent {
@@ -90,7 +89,6 @@ const graph = (path: string, init: { method?: string; headers?: Record<string, s
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sandbox-test-'));
   sb = await startSandbox({ dataDir: dir, port: 0 });
-  dispatcher = agentFor(sb);
   token = await codeFlow();
 });
 
