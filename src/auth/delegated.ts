@@ -5,6 +5,7 @@ import { AgentError, RemoteError } from '../config/errors.ts';
 import type { FetchLike } from '../config/transport.ts';
 import type { Store } from '../store/index.ts';
 import { classifyTokenError, type ClassifiedFailure } from './entra-errors.ts';
+import { parseRetryAfter } from '../graph/retry-policy.ts';
 import { discoverIssuer } from './oidc.ts';
 import type { AccountInfo, AuthProblem, AuthStatus, TokenProvider } from './types.ts';
 
@@ -23,7 +24,15 @@ const REFRESH_LOCK_WAIT_MS = 60_000;
 /** The steps of a refresh, in order; `trace` reports each (the crash tests kill a process at each). */
 export type RefreshStep = 'lock-wait' | 'lock-acquired' | 'reused-rotated' | 'request' | 'response' | 'persisted' | 'released';
 
-export const KEYS = { account: 'auth:account', tokens: 'auth:tokens', problem: 'auth:problem' } as const;
+export const KEYS = { account: 'auth:account', tokens: 'auth:tokens', problem: 'auth:problem', throttle: 'auth:throttle' } as const;
+
+/**
+ * Token-endpoint throttling and outages (429, 5xx): retried within the refresh, after the server's
+ * Retry-After (seconds or an HTTP date) or an exponential backoff, at most this many attempts and this
+ * much waiting in all. A longer Retry-After is remembered in the store (`auth:throttle`), and no process
+ * calls the token endpoint again before it has passed, as MSAL's ThrottlingUtils does [MICROSOFT.md].
+ */
+const TOKEN_RETRY = { attempts: 3, maxWaitMs: 30_000, baseMs: 1000 };
 
 interface StoredTokens {
   refreshToken: string;
@@ -306,13 +315,26 @@ export class DelegatedAuth implements TokenProvider {
   }
 
   private async redeem(config: client.Configuration, stored: StoredTokens): Promise<StoredTokens> {
-    let response: client.TokenEndpointResponse;
-    this.opts.trace?.('request');
-    try {
-      response = await client.refreshTokenGrant(config, stored.refreshToken, { scope: this.scopes() });
-    } catch (cause) {
-      throw await this.refreshError(cause);
+    const throttle = await this.opts.store.get<{ until: number; status: number }>(KEYS.throttle);
+    if (throttle && throttle.until > this.now()) {
+      throw new AgentError('AUTH_TRANSIENT', `Refreshing the token failed for now: the identity provider answered HTTP ${throttle.status} and asked the agent to wait until ${new Date(throttle.until).toISOString()}.`, {
+        remedy: 'Nothing to do: the agent tries again after that time.',
+      });
     }
+    let response: client.TokenEndpointResponse;
+    let waitedMs = 0;
+    for (let attempt = 1; ; attempt++) {
+      this.opts.trace?.('request');
+      try {
+        response = await client.refreshTokenGrant(config, stored.refreshToken, { scope: this.scopes() });
+        break;
+      } catch (cause) {
+        const pause = await this.pauseAfter(cause, attempt, waitedMs);
+        if (pause === undefined) throw await this.refreshError(cause);
+        waitedMs += pause;
+      }
+    }
+    if (throttle) await this.opts.store.delete(KEYS.throttle);
     this.opts.trace?.('response');
     const now = this.now();
     const next: StoredTokens = {
@@ -331,6 +353,25 @@ export class DelegatedAuth implements TokenProvider {
     await this.opts.notify?.resolve('auth');
     this.opts.log.debug('access token refreshed');
     return next;
+  }
+
+  /**
+   * After a 429 or 5xx from the token endpoint (the server did not redeem the token, so sending it again
+   * spends nothing): waits its Retry-After or a backoff and returns how long, or returns undefined when
+   * the refresh should fail for now. A Retry-After beyond the budget is stored, so no process asks before.
+   */
+  private async pauseAfter(cause: unknown, attempt: number, waitedMs: number): Promise<number | undefined> {
+    const response = responseOf(cause);
+    if (!response || !(response.status === 429 || response.status >= 500)) return undefined;
+    const told = parseRetryAfter(response.headers.get('retry-after'), this.now());
+    const delay = told ?? Math.round(TOKEN_RETRY.baseMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+    if (attempt >= TOKEN_RETRY.attempts || waitedMs + delay > TOKEN_RETRY.maxWaitMs) {
+      if (told !== undefined && told > 0) await this.opts.store.set(KEYS.throttle, { until: this.now() + told, status: response.status });
+      return undefined;
+    }
+    this.opts.log.warn({ status: response.status, retryInMs: delay, attempt }, 'the token endpoint is busy; retrying the refresh');
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    return delay;
   }
 
   /**
@@ -476,6 +517,14 @@ function expiresAt(tokens: client.TokenEndpointResponse, now: number): number | 
   // expires_in may arrive as a string (MSAL parses both) [msal-common ResponseHandler].
   const seconds = Number(tokens.expires_in);
   return Number.isFinite(seconds) && seconds > 0 ? now + seconds * 1000 : undefined;
+}
+
+/** The HTTP response behind an openid-client error, when the server answered at all. */
+function responseOf(cause: unknown): Response | undefined {
+  if (cause instanceof client.ResponseBodyError) return cause.response;
+  // Not `instanceof Response`: the transport may be undici's own fetch, whose Response is another class.
+  const inner = (cause as { cause?: { status?: unknown; headers?: { get?: unknown } } }).cause;
+  return inner && typeof inner.status === 'number' && typeof inner.headers?.get === 'function' ? (inner as unknown as Response) : undefined;
 }
 
 /** Maps openid-client errors to a failure class: the server said no (body) vs network vs our own check. */

@@ -90,7 +90,7 @@ export class TokenEndpointError extends Error {
     readonly error: string,
     readonly code: number | undefined,
     readonly text: string,
-    readonly extra: { suberror?: string; claims?: string } = {},
+    readonly extra: { suberror?: string; claims?: string; retryAfter?: string } = {},
   ) {
     super(`${error}${code ? ` AADSTS${code}` : ''}`);
   }

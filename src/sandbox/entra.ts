@@ -519,7 +519,7 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
       injection.remaining -= 1;
       ctx.injections = ctx.injections.filter((i) => i.remaining > 0);
       const e = injection.error;
-      throw new TokenEndpointError(e.status, e.error, e.aadsts, e.description ?? describeInjected(e), { suberror: e.suberror, claims: e.claims });
+      throw new TokenEndpointError(e.status, e.error, e.aadsts, e.description ?? describeInjected(e), { suberror: e.suberror, claims: e.claims, retryAfter: e.retryAfter });
     }
     const validFrom = ctx.state.data.tokensValidFrom[user.upn];
     if (grant.revokedAt !== undefined && grant.revokeReason === 'reuse') {
@@ -635,7 +635,8 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
       pushLog(ctx.tokenLog, {
         at: new Date(ctx.now()).toISOString(), grantType, clientId: p.client_id ?? '', upn, status: e.status, error: e.error, aadsts: e.code,
       });
-      res.status(e.status).json(entraErrorBody(ctx.now(), e.error, e.code, e.text, e.extra));
+      if (e.extra.retryAfter) res.setHeader('Retry-After', e.extra.retryAfter);
+      res.status(e.status).json(entraErrorBody(ctx.now(), e.error, e.code, e.text, { suberror: e.extra.suberror, claims: e.extra.claims }));
     }
   });
 

@@ -55,8 +55,9 @@ describe('every failure class of a refresh, end to end through the sandbox', () 
   });
 
   /** Injects the error, forces the next run to refresh, returns the run's one-line error. */
-  async function failOnce(row: Row): Promise<string> {
-    h.sandbox.admin.injectTokenError('alice@contoso.test', { status: row.status, error: row.error, aadsts: row.aadsts });
+  async function failOnce(row: Row, times = 1): Promise<string> {
+    // Retry-After 0: a transient row is retried within the refresh at once, so it fails only if every attempt does.
+    h.sandbox.admin.injectTokenError('alice@contoso.test', { status: row.status, error: row.error, aadsts: row.aadsts, retryAfter: '0' }, times);
     h.advance(61_000);
     const result = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
     assert.equal(result.ok, false);
@@ -117,7 +118,7 @@ describe('every failure class of a refresh, end to end through the sandbox', () 
   test('transient rows (5xx, temporarily_unavailable, 429): fail for now, token kept, state ready, no notification', async () => {
     hook.received.length = 0;
     for (const row of TRANSIENT) {
-      const error = await failOnce(row);
+      const error = await failOnce(row, 3);
       assert.match(error, row.expect);
       assert.equal((await h.http.get('/api/status')).body.state, 'ready');
       assert.ok(await h.rt.store.get('auth:tokens'));
@@ -125,6 +126,38 @@ describe('every failure class of a refresh, end to end through the sandbox', () 
       assert.equal(next.ok, true, next.error);
     }
     assert.deepEqual(hook.received, []);
+  });
+
+  test('a 429 or 503 from the token endpoint is waited out within the run: Retry-After honoured, the run succeeds', async () => {
+    hook.received.length = 0;
+    h.sandbox.admin.clearLogs();
+    h.sandbox.admin.injectTokenError('alice@contoso.test', { status: 429, error: 'temporarily_unavailable', retryAfter: '0.3' });
+    h.sandbox.admin.injectTokenError('alice@contoso.test', { status: 503, error: 'temporarily_unavailable', aadsts: 90033 });
+    h.advance(61_000);
+    const result = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
+    assert.equal(result.ok, true, result.error);
+    const refreshes = h.sandbox.admin.tokenRequests().filter((r) => r.grantType === 'refresh_token').map((r) => r.status);
+    assert.deepEqual(refreshes, [429, 503, 200], 'two refusals, then the same refresh token redeemed once');
+    assert.equal((await h.rt.auth.status()).state, 'ready');
+    assert.deepEqual(hook.received, []);
+  });
+
+  test('a Retry-After longer than the run may wait is remembered: no process asks the token endpoint again before it passes', async () => {
+    h.sandbox.admin.clearLogs();
+    h.sandbox.admin.injectTokenError('alice@contoso.test', { status: 429, error: 'temporarily_unavailable', retryAfter: '40' });
+    h.advance(61_000);
+    const first = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
+    assert.equal(first.ok, false);
+    assert.match(first.error, /for now: The identity provider answered HTTP 429/);
+    const second = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
+    assert.equal(second.ok, false);
+    assert.match(second.error, /asked the agent to wait until/);
+    assert.equal(h.sandbox.admin.tokenRequests().filter((r) => r.grantType === 'refresh_token').length, 1, 'the second run did not call the token endpoint');
+    assert.equal((await h.rt.auth.status()).state, 'ready', 'throttling never marks the token dead');
+    h.advance(41_000);
+    const after = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
+    assert.equal(after.ok, true, after.error);
+    assert.equal(await h.rt.store.get('auth:throttle'), undefined, 'forgotten after a successful refresh');
   });
 
   test('the scheduler pauses quietly while a sign-in is needed (one log line) and resumes from the delta links after it', async () => {
