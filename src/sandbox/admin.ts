@@ -9,9 +9,11 @@
  *   POST /_sandbox/mailbox/:upn/generate          {count, seed?} replace the mailbox with a generated one
  *   GET  /_sandbox/log                            {tokenRequests, graphRequests}
  *   POST /_sandbox/log/clear                      empty both logs
- *   POST /_sandbox/inject/token-error             {upn|'*' as target, status, error, aadsts?, suberror?, description?, times?}
+ *   POST /_sandbox/inject/token-error             {upn|'*' as target, status, error, aadsts?, suberror?, description?, retryAfter?, times?}
  *   POST /_sandbox/revoke/:upn                    revoke every grant of the user (next refresh: invalid_grant AADSTS50173)
- *   POST /_sandbox/options                        {revokeOnReuse?, latencyMs?, maxConcurrentPerMailbox?}
+ *   POST /_sandbox/options                        {revokeOnReuse?, latencyMs?, subRequestMs?, maxConcurrentPerMailbox?}
+ *                                                  latencyMs: every HTTP request ($batch once); subRequestMs: each
+ *                                                  $batch sub-request, holding a mailbox slot
  *   POST /_sandbox/clock                          {offsetMs} shift the sandbox clock (token expiry tests)
  *   POST /_sandbox/delta/expire                   every delta token answers 410 SyncStateNotFound afterwards
  *   POST /_sandbox/policy                         {clientId, mailboxes: [upn]|null, state?: 'on'|'propagating'} application access policy
@@ -89,7 +91,10 @@ export interface SandboxAdmin {
   injectTokenError(target: string, error: InjectedTokenError, times?: number): void;
   revokeGrants(upn: string): void;
   setRevokeOnReuse(on: boolean): void;
+  /** Every HTTP request waits `ms` (a `$batch` once, not per sub-request). */
   setLatency(ms: number): void;
+  /** Each `$batch` sub-request takes `ms` while it holds one of the mailbox's concurrency slots. */
+  setSubRequestMs(ms: number): void;
   setMaxConcurrency(n: number): void;
   /** Shift the sandbox clock by `offsetMs` from real time (only when no custom `now` was given). */
   setClockOffset(offsetMs: number): void;
@@ -208,6 +213,9 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
     setLatency(ms) {
       ctx.latencyMs = Math.max(0, ms);
     },
+    setSubRequestMs(ms) {
+      ctx.subRequestMs = Math.max(0, ms);
+    },
     setMaxConcurrency(n) {
       ctx.maxConcurrentPerMailbox = Math.max(1, n);
     },
@@ -247,6 +255,7 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
       ctx.tokenLog.length = 0;
       ctx.graphLog.length = 0;
       ctx.latencyMs = 0;
+      ctx.subRequestMs = 0;
       clock.offsetMs = 0;
     },
   };
@@ -298,13 +307,15 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
     if (typeof b.status !== 'number' || typeof b.error !== 'string') throw new AdminError(400, 'status (number) and error (string) are required');
     admin.injectTokenError(b.target ?? b.upn ?? '*', {
       status: b.status, error: b.error, aadsts: b.aadsts, suberror: b.suberror, description: b.description, claims: b.claims,
+      ...(typeof b.retryAfter === 'string' ? { retryAfter: b.retryAfter } : {}),
     }, b.times ?? 1);
   }));
   r.post('/revoke/:upn', wrap((req) => admin.revokeGrants(String(req.params.upn))));
   r.post('/options', wrap((req) => {
-    const b = (req.body ?? {}) as { revokeOnReuse?: unknown; latencyMs?: unknown; maxConcurrentPerMailbox?: unknown };
+    const b = (req.body ?? {}) as { revokeOnReuse?: unknown; latencyMs?: unknown; subRequestMs?: unknown; maxConcurrentPerMailbox?: unknown };
     if (typeof b.revokeOnReuse === 'boolean') admin.setRevokeOnReuse(b.revokeOnReuse);
     if (typeof b.latencyMs === 'number') admin.setLatency(b.latencyMs);
+    if (typeof b.subRequestMs === 'number') admin.setSubRequestMs(b.subRequestMs);
     if (typeof b.maxConcurrentPerMailbox === 'number') admin.setMaxConcurrency(b.maxConcurrentPerMailbox);
   }));
   r.post('/clock', wrap((req) => {

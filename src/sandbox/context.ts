@@ -30,6 +30,8 @@ export interface InjectedTokenError {
   suberror?: string;
   description?: string;
   claims?: string;
+  /** Sent as the `Retry-After` header (seconds or an HTTP date), as Entra does with 429/503. */
+  retryAfter?: string;
 }
 
 export interface PendingInjection {
@@ -49,7 +51,13 @@ export interface SandboxContext {
   tokenLog: TokenRequestLogEntry[];
   graphLog: GraphRequestLogEntry[];
   injections: PendingInjection[];
+  /**
+   * Network round trip of every HTTP request a client sends, a `$batch` counting once: batching saves
+   * round trips [json-batching]. A plain request holds its mailbox slot meanwhile.
+   */
   latencyMs: number;
+  /** Service time of each `$batch` sub-request, during which it holds a mailbox slot (0: only real work). */
+  subRequestMs: number;
   /** In-flight Graph requests per mailbox (throttling). */
   inFlight: Map<string, number>;
   maxConcurrentPerMailbox: number;

@@ -1,4 +1,5 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type Request, type Response } from 'express';
 import { decideMailboxAccess } from './access-control.ts';
 import { pushLog, type SandboxContext } from './context.ts';
@@ -713,7 +714,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
         res.status(200).type('application/json').send('{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#Collection(message)","value":[{"id":"AAMkAG');
         return;
       }
-      if (fault?.kind === 'latency') await new Promise((r) => setTimeout(r, fault.latencyMs ?? 0));
+      if (fault?.kind === 'latency') await sleep(fault.latencyMs ?? 0);
       if (fault?.kind === '429') throw new GraphError(429, 'TooManyRequests', 'Too many requests.', { 'Retry-After': fault.retryAfter ?? '1' });
       if (fault?.kind === '503') throw new GraphError(503, 'ServiceUnavailable', 'The service is temporarily unavailable.', fault.retryAfter ? { 'Retry-After': fault.retryAfter } : {});
       const caller = authenticate(req);
@@ -724,6 +725,8 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       if (rawSegments.length === 1 && rawSegments[0] === '$batch' && req.method === 'POST') {
         if (inBatch) throw new GraphError(400, 'BadRequest', 'A $batch request cannot contain another $batch request.');
         const text = typeof req.body === 'string' ? req.body : '';
+        // One round trip for the whole batch; its sub-requests then take their own service time below.
+        if (ctx.latencyMs > 0) await sleep(ctx.latencyMs);
         const out = await runBatch(text, req, (subReq, subRes, id) => serve(subReq, subRes, `${requestId}#${id}`));
         res.status(200).type('application/json').send(JSON.stringify(out));
         return;
@@ -766,7 +769,8 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       }
       ctx.inFlight.set(target.upn, inFlight + 1);
       slotHeld = target.upn;
-      if (ctx.latencyMs > 0) await new Promise((r) => setTimeout(r, ctx.latencyMs));
+      const delay = inBatch === undefined ? ctx.latencyMs : ctx.subRequestMs;
+      if (delay > 0) await sleep(delay);
       let body: unknown;
       const text = typeof req.body === 'string' ? req.body : '';
       if (['POST', 'PATCH', 'PUT'].includes(req.method) && text.trim()) {

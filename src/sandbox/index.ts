@@ -71,7 +71,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const state = new SandboxState({ dataDir: opts.dataDir, persist: opts.persist ?? true, seed: opts.seed ?? DEFAULT_SEED, now });
   const ctx: SandboxContext = {
     state, signing, now, accessTokenLifetimeSec: opts.accessTokenLifetimeSec ?? 3600, origin: '',
-    tokenLog: [], graphLog: [], injections: [], latencyMs: 0, inFlight: new Map(), maxConcurrentPerMailbox: 4,
+    tokenLog: [], graphLog: [], injections: [], latencyMs: 0, subRequestMs: 0, inFlight: new Map(), maxConcurrentPerMailbox: 4,
     faults: new FaultInjector(),
   };
   const admin = createAdmin(ctx, clock);

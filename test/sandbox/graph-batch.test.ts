@@ -46,6 +46,7 @@ after(async () => {
 beforeEach(() => {
   sb.admin.clearFaults();
   sb.admin.setLatency(0);
+  sb.admin.setSubRequestMs(0);
 });
 
 describe('sandbox $batch', () => {
@@ -102,7 +103,7 @@ describe('sandbox $batch', () => {
   });
 
   it('sub-requests hold the mailbox slots: one batch of 20 runs 4 at a time, a second batch at the same moment draws 429s', async () => {
-    sb.admin.setLatency(150);
+    sb.admin.setSubRequestMs(150);
     const get = (id: string) => ({ id, method: 'GET', url: `${user}/mailFolders/inbox` });
     const one = await batch(Array.from({ length: 8 }, (_, i) => get(String(i))));
     assert.ok(one.json.responses.every((x: Json) => x.status === 200), 'alone, a batch never exceeds the limit');
