@@ -655,6 +655,8 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     if (rest.length === 0) need.push('User.Read', 'User.ReadBasic.All', 'User.Read.All', 'Mail.Read', 'Mail.ReadWrite');
     else if (rest[0] === 'mailboxSettings') need.push('MailboxSettings.Read', 'MailboxSettings.ReadWrite');
     else if (rest[0] === 'sendMail') need.push('Mail.Send');
+    // forward, reply and replyAll need Mail.Send alone, not Mail.ReadWrite [graph api message-forward, message-reply].
+    else if (rest[0] === 'messages' && method === 'POST' && ['forward', 'reply', 'replyAll'].includes(rest[2] ?? '')) need.push('Mail.Send');
     else if (rest[0] === 'calendarView' || rest[0] === 'calendar' || rest[0] === 'events') need.push('Calendars.Read', 'Calendars.ReadWrite');
     else if (isMail && method === 'GET') need.push('Mail.Read', 'Mail.ReadWrite', 'Mail.ReadBasic');
     else if (isMail) need.push('Mail.ReadWrite');

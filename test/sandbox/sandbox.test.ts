@@ -451,6 +451,29 @@ describe('graph', () => {
     assert.equal(r.text, '');
     assert.equal(sb.admin.messages('alice@contoso.test', 'sentitems').length, before + 1);
   });
+  it('forward needs Mail.Send, not Mail.ReadWrite, as in Graph', async () => {
+    const [m] = sb.admin.messages('alice@contoso.test', 'inbox');
+    // A grant of its own, narrowed per refresh (each refresh rotates the refresh token).
+    let rt = (await codeFlow()).refresh_token as string;
+    const narrowed = async (scope: string) => {
+      const r = await call(`/${sb.tenantId}/oauth2/v2.0/token`, {
+        method: 'POST', body: new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, grant_type: 'refresh_token', refresh_token: rt, scope }),
+      });
+      assert.equal(r.status, 200, r.text);
+      rt = r.json.refresh_token;
+      return r.json;
+    };
+    const forward = (t: Json) => call(`/v1.0/me/messages/${m!.id}/forward`, {
+      method: 'POST', headers: { authorization: `Bearer ${t.access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ comment: '', toRecipients: [{ emailAddress: { address: 'bob@contoso.test' } }] }),
+    });
+    const sendOnly = await narrowed('https://graph.microsoft.com/Mail.Send');
+    assert.equal((await forward(sendOnly)).status, 202);
+    const readWriteOnly = await narrowed('https://graph.microsoft.com/Mail.ReadWrite');
+    const denied = await forward(readWriteOnly);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.json.error.code, 'ErrorAccessDenied');
+  });
   it('exposes the admin over HTTP', async () => {
     const r = await call('/_sandbox/mailbox/alice@contoso.test/messages?folder=inbox');
     assert.equal(r.status, 200);
