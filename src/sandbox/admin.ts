@@ -29,6 +29,7 @@
  *   POST /_sandbox/faults/clear                   drop pending faults, zero the counters
  *   GET  /_sandbox/mailbox/:upn/events            calendar events (start/end in UTC)
  *   POST /_sandbox/mailbox/:upn/events            {subject, start, end (ISO with offset), location?, organizer?, isAllDay?, body?} -> 201 event
+ *   DELETE /_sandbox/mailbox/:upn/events          remove every event (the seeded sample week included)
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
 import * as access from './access-control.ts';
@@ -115,6 +116,8 @@ export interface SandboxAdmin {
   faults(): { pending: number; fired: Record<FaultKind, number> };
   /** Put an event on the user's calendar. */
   addEvent(upn: string, input: NewEvent): StoredEvent;
+  /** Removes every event of the user's calendar, the seeded sample week included (tests that count events). */
+  clearEvents(upn: string): void;
   events(upn: string): StoredEvent[];
 }
 
@@ -245,6 +248,9 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
     addEvent(upn, input) {
       return box(upn).addEvent(input, new Date(ctx.now()).toISOString());
     },
+    clearEvents(upn) {
+      box(upn).clearEvents();
+    },
     events(upn) {
       return box(upn).allEvents();
     },
@@ -363,6 +369,7 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
   r.get('/faults', wrap(() => admin.faults()));
   r.post('/faults/clear', wrap(() => admin.clearFaults()));
   r.get('/mailbox/:upn/events', wrap((req) => admin.events(String(req.params.upn))));
+  r.delete('/mailbox/:upn/events', wrap((req) => admin.clearEvents(String(req.params.upn))));
   r.post('/mailbox/:upn/events', wrap((req, res) => {
     const event = admin.addEvent(String(req.params.upn), (req.body ?? {}) as NewEvent);
     res.status(201);

@@ -548,6 +548,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     }
     if ((a === 'calendarView' && len === 1) || (a === 'calendar' && b === 'calendarView' && len === 2)) {
       if (method !== 'GET') throw nope();
+      ctx.state.topUpCalendars(); // a sandbox running for weeks keeps a sample week ahead
       return listEvents(call, path, true);
     }
     if ((a === 'events' && len === 1) || (a === 'calendar' && b === 'events' && len === 2)) {

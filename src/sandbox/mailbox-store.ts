@@ -291,6 +291,11 @@ export class Mailbox {
     return e;
   }
 
+  clearEvents(): void {
+    this.events.clear();
+    this.onChange();
+  }
+
   /** Events by start time. */
   allEvents(): StoredEvent[] {
     return [...this.events.values()].sort((a, b) => a.start.localeCompare(b.start));

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { generateMailbox, type GeneratedMessage } from './mailbox-generator.ts';
 import { Mailbox, type MailboxData } from './mailbox-store.ts';
 import { SANDBOX_USERS } from './directory.ts';
+import { ianaZone } from './calendar.ts';
+import { daysBetween, sampleDay, utcMidnight } from './sample-calendar.ts';
 
 /** A delegated grant: one sign-in of one user to one app, with its refresh-token family. */
 export interface Grant {
@@ -39,7 +41,12 @@ export interface StateData {
   deltaGeneration?: number;
   /** App-only confinement: clientId -> mailboxes the app may access (ApplicationAccessPolicy). */
   appAccessPolicy?: Record<string, string[]>;
+  /** Per user: the last day (UTC midnight, ms) the sample calendar has events for (see topUpCalendars). */
+  calendarThrough?: Record<string, number>;
 }
+
+/** The sample calendar reaches this many days ahead of today, topped up as days pass. */
+const CALENDAR_AHEAD_DAYS = 14;
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
@@ -86,7 +93,29 @@ export class SandboxState {
     const loaded = this.file && existsSync(this.file) ? this.tryLoad(this.file) : undefined;
     this.data = loaded ?? this.fresh();
     for (const mb of this.data.mailboxes) this.attach(new Mailbox(mb));
+    this.topUpCalendars();
     if (!loaded) this.save();
+  }
+
+  /**
+   * Keeps each seeded user's sample calendar (src/sandbox/sample-calendar.ts) filled from the day before
+   * the seed up to CALENDAR_AHEAD_DAYS from today, so an agenda on a sandbox left running for months still
+   * has a day to show. Events a test or a person added are left alone; days already filled are not redone.
+   */
+  topUpCalendars(): void {
+    const until = utcMidnight(this.opts.now()) + CALENDAR_AHEAD_DAYS * 86_400_000;
+    const through = (this.data.calendarThrough ??= {});
+    for (const user of SANDBOX_USERS) {
+      const upn = user.upn.toLowerCase();
+      const box = this.mailboxes.get(upn);
+      const from = (through[upn] ?? utcMidnight(this.data.seededAt) - 2 * 86_400_000) + 86_400_000;
+      if (!box || from > until) continue;
+      const zone = ianaZone(user.timeZone) ?? 'UTC';
+      const nowIso = new Date(this.opts.now()).toISOString();
+      for (const day of daysBetween(from, until)) for (const event of sampleDay(zone, day)) box.addEvent(event, nowIso);
+      through[upn] = until;
+      this.changed();
+    }
   }
 
   private tryLoad(file: string): StateData | undefined {
@@ -117,6 +146,7 @@ export class SandboxState {
     this.data = this.fresh();
     this.mailboxes.clear();
     for (const mb of this.data.mailboxes) this.attach(new Mailbox(mb));
+    this.topUpCalendars();
     this.changed();
   }
 
@@ -124,6 +154,8 @@ export class SandboxState {
   regenerate(upn: string, inboxSize: number, seed = this.data.seed): Mailbox {
     const box = seedMailbox(upn, seed, this.opts.now(), inboxSize);
     this.attach(box);
+    if (this.data.calendarThrough) delete this.data.calendarThrough[box.upn];
+    this.topUpCalendars();
     this.changed();
     return box;
   }

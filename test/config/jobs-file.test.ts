@@ -111,7 +111,7 @@ describe('parseJobsFile: valid files', () => {
 
   it('accepts the shipped agent.config.yaml', async () => {
     const file = await loadJobsFile(path.join(repoRoot, 'agent.config.yaml'));
-    assert.equal(file.jobs.length, 1);
+    assert.deepEqual(file.jobs.map((j) => [j.name, j.type]), [['triage', 'inbox-rules'], ['agenda', 'agenda-digest']]);
     const triage = file.jobs[0] as InboxRulesJob;
     assert.equal(triage.name, 'triage');
     assert.equal(triage.backfill, true);

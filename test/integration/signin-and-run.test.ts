@@ -107,6 +107,18 @@ describe('sign in once through the sandbox, then run the triage job', () => {
     assert.match(page.text, /class="pill ok">ok<\/span>/);
   });
 
+  test("the shipped agenda job mails today's sample meetings, in Berlin time, to the inbox", async () => {
+    const berlin = (ms: number, o: Intl.DateTimeFormatOptions) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Berlin', ...o }).format(ms);
+    const today = berlin(Date.now(), { year: 'numeric', month: '2-digit', day: '2-digit' });
+    const expected = h.sandbox.admin.events('alice@contoso.test').filter((e) => berlin(Date.parse(e.start), { year: 'numeric', month: '2-digit', day: '2-digit' }) === today);
+    const run = await h.rt.runner.run('agenda');
+    assert.equal(run.ok, true, run.error);
+    assert.equal(run.examined, expected.length, 'the seeded sample week (none at weekends)');
+    const subject = run.actions[0]?.subject ?? '';
+    assert.match(subject, new RegExp(`^Agenda for ${today}: ${expected.length ? `${expected.length} event` : 'nothing scheduled'}`));
+    assert.ok(h.sandbox.admin.messages('alice@contoso.test', 'inbox').some((m) => m.subject === subject));
+  });
+
   test('an unknown job is a 404 with the list of jobs', async () => {
     const res = await h.http.post('/api/jobs/nope/run').set('Host', hostOf(h)).expect(404);
     assert.match(res.body.error.remedy, /triage/);

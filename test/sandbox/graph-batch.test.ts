@@ -173,4 +173,23 @@ describe('sandbox calendar', () => {
     const settings = await call(`/v1.0${user}/mailboxSettings`);
     assert.equal(settings.json.timeZone, 'W. Europe Standard Time');
   });
+
+  it('a fresh sandbox has a sample working week in each user\'s own time zone, kept two weeks ahead', async () => {
+    const events = sb.admin.events(ALICE);
+    const ahead = events.filter((e) => Date.parse(e.start) > Date.now() + 12 * 86_400_000);
+    assert.ok(ahead.length > 0, 'events about two weeks ahead');
+    const standups = events.filter((e) => e.subject === 'Team stand-up');
+    assert.ok(standups.length >= 9, `a stand-up every weekday (${standups.length})`);
+    const dayOf = (ms: number) => new Intl.DateTimeFormat('en-US', { timeZone: 'Europe/Berlin', weekday: 'short' }).format(ms);
+    assert.ok(standups.every((e) => !['Sat', 'Sun'].includes(dayOf(Date.parse(e.start)))), 'none at weekends');
+    const local = (ms: number) => new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit' }).format(ms);
+    assert.ok(standups.every((e) => local(Date.parse(e.start)) === '09:30'), 'at 09:30 Berlin time, summer and winter');
+    const bobs = sb.admin.events('bob@contoso.test').filter((e) => e.subject === 'Team stand-up');
+    const la = (ms: number) => new Intl.DateTimeFormat('en-GB', { timeZone: 'America/Los_Angeles', hour: '2-digit', minute: '2-digit' }).format(ms);
+    assert.ok(bobs.length > 0 && bobs.every((e) => la(Date.parse(e.start)) === '09:30'), "Bob's are at 09:30 Pacific time");
+    const count = events.length;
+    const r = await call(`/v1.0${user}/calendarView?startDateTime=2026-04-13T00:00:00Z&endDateTime=2026-04-14T00:00:00Z`);
+    assert.equal(r.status, 200);
+    assert.equal(sb.admin.events(ALICE).length, count, 'topping up adds nothing for days already filled');
+  });
 });
