@@ -3,10 +3,12 @@ import path from 'node:path';
 import Keyv, { type KeyvStoreAdapter } from 'keyv';
 import { AgentError } from '../config/errors.ts';
 import { isSealed, open, seal } from './crypto.ts';
-import { processLock, sqliteLock, type StoreLock } from './lock.ts';
+import { postgresLock, processLock, redisClientOptions, redisLock, sqliteLock, type StoreLock } from './lock.ts';
 
 export { loadOrCreateTokenKey } from './crypto.ts';
-export { processLock, sqliteLock, type StoreLock, type ReleaseLock } from './lock.ts';
+export { postgresLock, processLock, redisLock, sqliteLock, type StoreLock, type ReleaseLock } from './lock.ts';
+
+const NAMESPACE = 'mailbox-agent';
 
 /**
  * The agent's persistent state behind a small contract (get/set/delete), on any keyv backend.
@@ -30,19 +32,30 @@ export interface Store {
  */
 export async function openStore(url: string, tokenKey: Buffer, options: { cwd?: string } = {}): Promise<Store> {
   const cwd = options.cwd ?? process.cwd();
-  const adapter = await createAdapter(url, cwd);
-  const keyv = new Keyv({ store: adapter, namespace: 'mailbox-agent', useKeyPrefix: true, throwOnErrors: true });
+  const { adapter, prefixesKeys } = await createAdapter(url, cwd);
+  // Keys are `mailbox-agent:<key>` on every backend: Keyv prefixes them, unless the adapter does it itself
+  // (@keyv/redis), where a Keyv prefix too would double it.
+  const keyv = new Keyv({ store: adapter, namespace: NAMESPACE, useKeyPrefix: !prefixesKeys, throwOnErrors: true });
   return keyvStore(keyv, tokenKey, lockFor(url, cwd));
 }
 
 /**
- * SQLite: an exclusive transaction on a file beside the database (released by the kernel if the holder dies).
- * Redis and Postgres have no such file; keyv offers no compare-and-set to build one on, so there the lock
- * covers this process only, and its `scope` says so (the runtime warns at start).
+ * The cross-process lock, by backend (see lock.ts for each):
+ * - SQLite: an exclusive transaction on a file beside the database (released by the kernel if the holder dies);
+ * - Redis: a lease key with a random token, renewed while held, expiring if the holder dies;
+ * - PostgreSQL: a session-level advisory lock on a connection of its own (dropped with the connection);
+ * - in memory: this process only, as no other process can share that store.
  */
 function lockFor(url: string, cwd: string): StoreLock {
+  const scheme = schemeOf(url);
+  if (scheme === 'redis' || scheme === 'rediss') return redisLock(url, { prefix: NAMESPACE });
+  if (scheme === 'postgres' || scheme === 'postgresql') return postgresLock(url);
   const file = sqliteFile(url, cwd);
   return file && file !== ':memory:' ? sqliteLock(file) : processLock();
+}
+
+function schemeOf(url: string): string {
+  return url.slice(0, url.indexOf(':')).toLowerCase();
 }
 
 function sqliteFile(url: string, cwd: string): string | undefined {
@@ -80,33 +93,92 @@ function keyvStore(keyv: Keyv, tokenKey: Buffer, lock: StoreLock): Store {
     },
     setSecret: (key, value) => wrap(`write ${key}`, async () => void (await keyv.set(key, seal(tokenKey, JSON.stringify(value), key)))),
     lock,
-    close: () => wrap('close', () => keyv.disconnect()),
+    close: () => wrap('close', async () => {
+      try {
+        await keyv.disconnect();
+      } finally {
+        await lock.close?.();
+      }
+    }),
   };
 }
 
-async function createAdapter(url: string, cwd: string): Promise<KeyvStoreAdapter | Map<unknown, unknown>> {
-  const scheme = url.slice(0, url.indexOf(':')).toLowerCase();
+type Adapter = KeyvStoreAdapter | Map<unknown, unknown>;
+
+async function createAdapter(url: string, cwd: string): Promise<{ adapter: Adapter; prefixesKeys: boolean }> {
+  const scheme = schemeOf(url);
   if (scheme === 'sqlite') {
     const resolved = sqliteFile(url, cwd)!;
     if (resolved !== ':memory:') mkdirSync(path.dirname(resolved), { recursive: true });
     const { default: KeyvSqlite } = await import('@keyv/sqlite');
     // busyTimeout: the web server and a CLI `run` share one file; wait for the other's write instead of failing.
-    return new KeyvSqlite({ uri: `sqlite://${resolved}`, busyTimeout: 10_000 });
+    return { adapter: new KeyvSqlite({ uri: `sqlite://${resolved}`, busyTimeout: 10_000 }), prefixesKeys: false };
   }
-  if (scheme === 'memory') return new Map();
-  const pkg = scheme === 'redis' || scheme === 'rediss' ? '@keyv/redis' : scheme.startsWith('postgres') ? '@keyv/postgres' : undefined;
-  if (!pkg) {
-    throw new AgentError('CONFIG_INVALID', `STORE_URL uses "${scheme}://", which the agent does not know.`, {
-      remedy: 'Use sqlite://path, redis://host:port or postgresql://user@host/db.',
-    });
-  }
+  if (scheme === 'memory') return { adapter: new Map(), prefixesKeys: false };
+  if (scheme === 'redis' || scheme === 'rediss') return { adapter: await redisAdapter(url), prefixesKeys: true };
+  if (scheme === 'postgres' || scheme === 'postgresql') return { adapter: await postgresAdapter(url), prefixesKeys: false };
+  throw new AgentError('CONFIG_INVALID', `STORE_URL uses "${scheme}://", which the agent does not know.`, {
+    remedy: 'Use sqlite://path, redis://host:port or postgresql://user@host/db.',
+  });
+}
+
+/**
+ * @keyv/redis on a client of our own options (fail fast while Redis is away, instead of waiting forever), with
+ * `throwOnErrors` on the adapter too: by default it turns a failed read into "no such key", which would look
+ * like a signed-out account.
+ */
+async function redisAdapter(url: string): Promise<KeyvStoreAdapter> {
+  const { default: KeyvRedis, createClient } = await import('@keyv/redis');
+  const client = createClient(redisClientOptions(url));
+  const adapter = new KeyvRedis(client, { namespace: NAMESPACE, keyPrefixSeparator: ':', throwOnErrors: true });
+  await adoptDoublePrefixedKeys(client as unknown as RedisScanClient);
+  return adapter as unknown as KeyvStoreAdapter;
+}
+
+interface RedisScanClient {
+  isOpen: boolean;
+  connect(): Promise<unknown>;
+  scan(cursor: string, options: { MATCH: string; COUNT: number }): Promise<{ cursor: string; keys: string[] }>;
+  renameNX(key: string, newKey: string): Promise<unknown>;
+}
+
+/**
+ * Before the agent made @keyv/redis its own dependency, its keys were prefixed twice (`mailbox-agent::mailbox-agent:<key>`,
+ * the adapter's prefix and Keyv's). Renames them to `mailbox-agent:<key>` once (never over a newer key), so
+ * an existing Redis store keeps its sign-in and job state. Best effort: if Redis is not reachable now, the next
+ * start does it, and reads meanwhile fail with STORE_ERROR anyway.
+ */
+async function adoptDoublePrefixedKeys(client: RedisScanClient): Promise<void> {
+  const legacy = `${NAMESPACE}::${NAMESPACE}:`;
   try {
-    const mod = (await import(pkg)) as { default: new (uri: string) => KeyvStoreAdapter };
-    return new mod.default(url);
-  } catch (cause) {
-    throw new AgentError('CONFIG_INVALID', `STORE_URL needs the package ${pkg}, which is not installed.`, {
-      remedy: `Run: npm install ${pkg}`,
-      cause,
-    });
+    if (!client.isOpen) await client.connect();
+    let cursor = '0';
+    do {
+      const page = await client.scan(cursor, { MATCH: `${legacy}*`, COUNT: 500 });
+      cursor = String(page.cursor);
+      for (const key of page.keys) await client.renameNX(key, `${NAMESPACE}:${key.slice(legacy.length)}`);
+    } while (cursor !== '0');
+  } catch {
+    // Not reachable now: see above.
   }
+}
+
+/**
+ * @keyv/postgres on a pool of its own. The adapter's default pool is one per module, ended by any instance's
+ * disconnect (closing one store would break every other store of the process), and it has no 'error'
+ * listener (an idle connection dropped by the server would end the process).
+ */
+async function postgresAdapter(url: string): Promise<KeyvStoreAdapter> {
+  const [{ default: KeyvPostgres }, { default: pg }] = await Promise.all([import('@keyv/postgres'), import('pg')]);
+  const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: 10_000, max: 4 });
+  pool.on('error', () => undefined);
+  class OwnPool extends KeyvPostgres {
+    override async connect() {
+      return async (sql: string, values?: unknown[]) => (await pool.query(sql, values)).rows;
+    }
+    override async disconnect() {
+      await pool.end();
+    }
+  }
+  return new OwnPool({ uri: url });
 }
