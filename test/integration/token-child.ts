@@ -1,6 +1,6 @@
 /**
- * A second (third, …) agent process for the token tests: its own DelegatedAuth on the shared SQLite store,
- * against the sandbox. Never prints a token; it prints a short hash of the stored refresh token instead.
+ * A second (third, …) agent process for the token tests: its own DelegatedAuth on the shared store (STORE_URL:
+ * SQLite, Redis or PostgreSQL, with that store's cross-process lock), against the sandbox. Never prints a token; it prints a short hash of the stored refresh token instead.
  *
  *   MODE=race   reads "go" lines on stdin; on each, forces a refresh and answers "ok <how>" or "err <message>".
  *   MODE=loop   forces refreshes in a loop, writing every step ("step <name> <rt-hash>") synchronously to stdout,

@@ -14,6 +14,10 @@ export interface ChildHandle {
   kill(): Promise<void>;
 }
 
+/**
+ * Starts a token-child sharing the harness's store (`h.env.STORE_URL`: SQLite, Redis or PostgreSQL; `extraEnv` may
+ * name another) and its token key (`DATA_DIR`).
+ */
 export function spawnTokenChild(h: Harness, extraEnv: Record<string, string>): ChildHandle {
   const proc = spawn(process.execPath, ['--import', 'tsx', CHILD], {
     cwd: REPO,
@@ -62,4 +66,19 @@ export function spawnTokenChild(h: Harness, extraEnv: Record<string, string>): C
       await exited;
     },
   };
+}
+
+/**
+ * Sends "go" to every child at once, `rounds` times, waiting for every answer each time; returns the answers
+ * ("ok refreshed", "ok reused", "err <message>"). `stopOnError` ends it at the first failing round.
+ */
+export async function raceChildren(children: ChildHandle[], rounds: number, stopOnError = false): Promise<string[]> {
+  const outcomes: string[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const answers = children.map((c) => c.next(/^(ok|err) /));
+    for (const c of children) c.send('go');
+    outcomes.push(...(await Promise.all(answers)));
+    if (stopOnError && outcomes.some((o) => o.startsWith('err'))) break;
+  }
+  return outcomes;
 }
