@@ -230,7 +230,7 @@ describe('app-only mode on the sandbox', () => {
     assert.match(confined.stdout, /✓ tenant: MS_TENANT contoso\.test is tenant c0de5a4d-b0c5-4e1a-8f3e-2d7b9a6c4e10/);
     assert.match(confined.stdout, /✓ credential: certificate SHA-1 [0-9A-F]{40}/);
     assert.match(confined.stdout, /✓ confinement: confined: Reading alice@contoso\.test works and reading bob@contoso\.test is denied/);
-    assert.match(confined.stdout, /✓ permissions: the jobs need application Mail\.ReadWrite, MailboxSettings\.Read: .*; the token carries .*more than needed: Mail\.Send, Calendars\.Read, User\.Read\.All/);
+    assert.match(confined.stdout, /✓ permissions: the jobs need application Mail\.ReadWrite, Mail\.Send, Calendars\.Read, MailboxSettings\.Read: .*Mail\.Send \(agenda mails the digest to me\).*; the token carries .*more than needed: User\.Read\.All \(/);
   });
 
   test('the CLI: run exits 2 with the reason when unconfined, status --json shows the confinement', async () => {

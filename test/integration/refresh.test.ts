@@ -45,9 +45,10 @@ describe('the job gets its access token by the refresh grant and keeps the rotat
     assert.equal(refreshes().length, count + 1);
   });
 
-  test('a transient failure (503) keeps the token and the state ready', async () => {
+  test('a transient failure (503) that outlasts the retries keeps the token and the state ready', async () => {
     h.advance(61_000);
-    h.sandbox.admin.injectTokenError('alice@contoso.test', { status: 503, error: 'temporarily_unavailable', aadsts: 90033, description: 'A transient error has occurred. Please try again.' });
+    // Three attempts, Retry-After 0: each one refused, so the run fails for now.
+    h.sandbox.admin.injectTokenError('alice@contoso.test', { status: 503, error: 'temporarily_unavailable', aadsts: 90033, description: 'A transient error has occurred. Please try again.', retryAfter: '0' }, 3);
     const result = (await h.http.post('/api/jobs/triage/run').set('Host', hostOf(h)).expect(200)).body;
     assert.equal(result.ok, false);
     assert.match(result.error, /for now/);
