@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { REPO } from '../helpers/harness.ts';
 import { startPostgres, startRedis, type TestServer } from '../helpers/servers.ts';
+import { checkGetSetMany } from '../helpers/store-contract.ts';
 import { openStore, postgresLock, redisLock, type StoreLock } from '../../src/store/index.ts';
 
 const LEASE_MS = 1000;
@@ -73,6 +74,15 @@ describe('Redis and PostgreSQL stores through keyv', () => {
         }
         assert.ok(raw && !raw.includes('RT-super-secret-value'), 'the refresh token is not in the server in clear');
         await store.delete('auth:tokens');
+      } finally {
+        await store.close();
+      }
+    });
+
+    test(`${backend}: getMany / setMany`, async () => {
+      const store = await openStore(url(), randomBytes(32));
+      try {
+        await checkGetSetMany(store);
       } finally {
         await store.close();
       }

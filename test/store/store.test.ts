@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadOrCreateTokenKey, openStore } from '../../src/store/index.ts';
+import { loadOrCreateTokenKey, memoryStore, openStore } from '../../src/store/index.ts';
+import { checkGetSetMany } from '../helpers/store-contract.ts';
 import { open, seal } from '../../src/store/crypto.ts';
 
 test('seal/open round-trips and binds the ciphertext to its key name and to the key', () => {
@@ -47,4 +48,15 @@ test('sqlite store: secrets are unreadable on disk, values survive a reopen', as
 test('an unknown STORE_URL scheme is refused with the fix', async () => {
   await assert.rejects(openStore('mongodb://x', randomBytes(32)), /does not know/);
   await assert.rejects(openStore('mongodb://x', randomBytes(32)), (e: Error & { remedy?: string }) => /redis:\/\/host:port/.test(e.remedy ?? ''));
+});
+
+test('getMany / setMany: sqlite (one statement) and memory stores', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ma-store-'));
+  const sqlite = await openStore(`sqlite://${path.join(dir, 'agent.sqlite')}`, randomBytes(32));
+  try {
+    await checkGetSetMany(sqlite);
+  } finally {
+    await sqlite.close();
+  }
+  await checkGetSetMany(memoryStore(randomBytes(32)));
 });
