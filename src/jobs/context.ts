@@ -8,6 +8,10 @@ export interface JobStore {
   get<T>(key: string): Promise<T | undefined>;
   set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
   delete(key: string): Promise<void>;
+  /** Several keys in one read, in the order asked. */
+  getMany<T>(keys: string[]): Promise<(T | undefined)[]>;
+  /** Several entries in one write (one transaction on SQLite). */
+  setMany<T>(entries: { key: string; value: T; ttlMs?: number }[]): Promise<void>;
 }
 
 export interface ActionRecord {
@@ -52,5 +56,7 @@ export function jobStore(store: Store, job: string): JobStore {
     get: (key) => store.get(prefix + key),
     set: (key, value, ttlMs) => store.set(prefix + key, value, ttlMs),
     delete: (key) => store.delete(prefix + key),
+    getMany: (keys) => store.getMany(keys.map((k) => prefix + k)),
+    setMany: (entries) => store.setMany(entries.map((e) => ({ ...e, key: prefix + e.key }))),
   };
 }

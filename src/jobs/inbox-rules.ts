@@ -150,8 +150,8 @@ class TransientFailure extends Error {}
 
 async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned: PlannedAction[] }[]): Promise<void> {
   const items: MessageWork[] = [];
-  // Ledger reads in parallel: the store is local, but one at a time they add up on a big page.
-  const ledgers = await Promise.all(work.map(({ message }) => ctx.store.get<LedgerEntry>(`ledger:${message.id}`)));
+  // The page's ledger in one read (one query on SQLite, Redis and PostgreSQL).
+  const ledgers = await ctx.store.getMany<LedgerEntry>(work.map(({ message }) => `ledger:${message.id}`));
   for (const [index, { message, planned }] of work.entries()) {
     const view = toMessageView(message);
     const ledgerKey = `ledger:${message.id}`;
@@ -210,14 +210,14 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
   if (ctx.dryRun) return;
 
   // Once-only actions are marked pending before they are sent: a crash now can never make them happen twice.
-  const marking: Promise<void>[] = [];
+  const marking: MessageWork[] = [];
   for (const item of items) {
     const onceIds = [...item.graphOps.map((o) => o.step), ...item.webhooks].filter((s) => ONCE_ONLY.has(s.step.action)).map((s) => s.id);
     if (onceIds.length === 0) continue;
     for (const id of onceIds) item.pending.add(id);
-    marking.push(saveLedger(ctx, item));
+    marking.push(item);
   }
-  await Promise.all(marking);
+  await saveLedgers(ctx, marking);
 
   let transient: unknown;
   const settle = (item: MessageWork, step: Step, result: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => {
@@ -266,7 +266,7 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
   const results2 = await ctx.graph.batch(moving.map((i) => i.move!.request!), { signal: ctx.signal });
   moving.forEach((item, i) => settle(item, item.move!.step, outcome(results2[i]!)));
 
-  await Promise.all(items.map((item) => saveLedger(ctx, item)));
+  await saveLedgers(ctx, items);
   if (transient !== undefined) {
     await ctx.checkpoint();
     throw transient instanceof Error ? transient : new TransientFailure(String(transient));
@@ -317,9 +317,13 @@ function isTransient(error: unknown): boolean {
   return error.statusCode === 0 || error.statusCode === 429 || error.statusCode === 424 || error.statusCode >= 500;
 }
 
-async function saveLedger(ctx: JobContext, item: MessageWork): Promise<void> {
-  const entry: LedgerEntry = { done: item.ledger.done, ...(item.pending.size ? { pending: [...item.pending] } : {}) };
-  await ctx.store.set(item.ledgerKey, entry, LEDGER_TTL_MS);
+/** The ledger entries of many messages in one write (one transaction on SQLite). */
+async function saveLedgers(ctx: JobContext, items: MessageWork[]): Promise<void> {
+  await ctx.store.setMany(items.map((item) => ({
+    key: item.ledgerKey,
+    value: { done: item.ledger.done, ...(item.pending.size ? { pending: [...item.pending] } : {}) } satisfies LedgerEntry,
+    ttlMs: LEDGER_TTL_MS,
+  })));
 }
 
 function recordOf(item: MessageWork, step: PlannedAction): Omit<ActionRecord, 'result'> {

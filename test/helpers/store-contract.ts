@@ -4,7 +4,7 @@ import type { Store } from '../../src/store/index.ts';
 /** The batch contract every backend keeps; Redis and PostgreSQL run it in backends.test.ts. */
 export async function checkGetSetMany(store: Store): Promise<void> {
   await store.set('ledger:b', { done: ['old'] });
-  await store.setMany([
+  await store.setMany<unknown>([
     { key: 'ledger:a', value: { done: ['markRead:true'] } },
     { key: 'ledger:b', value: { done: ['flag:true'], pending: ['forwardTo:["x@y"]'] } },
     { key: 'ledger:short', value: 1, ttlMs: 150 },
