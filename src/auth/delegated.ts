@@ -24,7 +24,13 @@ const REFRESH_LOCK_WAIT_MS = 60_000;
 /** The steps of a refresh, in order; `trace` reports each (the crash tests kill a process at each). */
 export type RefreshStep = 'lock-wait' | 'lock-acquired' | 'reused-rotated' | 'request' | 'response' | 'persisted' | 'released';
 
-export const KEYS = { account: 'auth:account', tokens: 'auth:tokens', problem: 'auth:problem', throttle: 'auth:throttle' } as const;
+export const KEYS = { account: 'auth:account', tokens: 'auth:tokens', problem: 'auth:problem', throttle: 'auth:throttle', clock: 'auth:clock' } as const;
+
+/** How far this machine's clock was found from the identity provider's (seconds; positive: ours is behind). */
+interface ClockOffset {
+  skewSec: number;
+  measuredAt: number;
+}
 
 /**
  * Token-endpoint throttling and outages (429, 5xx): retried within the refresh, after the server's
@@ -86,10 +92,22 @@ export class DelegatedAuth implements TokenProvider {
   private readonly now: () => number;
   private readonly configs = new Map<string, Promise<client.Configuration>>();
   private refreshing?: Promise<StoredTokens>;
+  /** The last successful token-endpoint answer of the refresh in progress (see recoverFromClockCheck). */
+  private captured?: { text: string };
+  private capturing = false;
+  private readonly fetch: FetchLike;
+  /** Measured distance to the provider's clock, applied to openid-client's id_token checks. */
+  private providerSkewSec?: number;
 
   constructor(opts: DelegatedAuthOptions) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
+    this.fetch = async (input, init) => {
+      const response = await opts.fetch(input, init);
+      // The first answer of a refresh is the token endpoint's (a JWKS fetch may follow it).
+      if (this.capturing && response.ok && !this.captured) this.captured = { text: await response.clone().text() };
+      return response;
+    };
   }
 
   private scopes(): string {
@@ -102,13 +120,14 @@ export class DelegatedAuth implements TokenProvider {
    * process clock, so id_tokens stamped by a provider on that clock pass its iat/nbf checks; the
    * configuration is rebuilt when that distance changes. With the real clock the distance is always 0.
    */
-  private configFor(tenant: string): Promise<client.Configuration> {
-    const clockSkew = Math.round((this.now() - Date.now()) / 1000);
+  private async configFor(tenant: string): Promise<client.Configuration> {
+    this.providerSkewSec ??= (await this.opts.store.get<ClockOffset>(KEYS.clock))?.skewSec ?? 0;
+    const clockSkew = Math.round((this.now() - Date.now()) / 1000) + this.providerSkewSec;
     const cacheKey = `${tenant}@${clockSkew}`;
     let pending = this.configs.get(cacheKey);
     if (!pending) {
       for (const key of this.configs.keys()) if (key.startsWith(`${tenant}@`)) this.configs.delete(key);
-      pending = discoverIssuer({ ...this.opts, tenant, clockSkew }).catch((cause) => {
+      pending = discoverIssuer({ ...this.opts, fetch: this.fetch, tenant, clockSkew }).catch((cause) => {
         this.configs.delete(cacheKey);
         throw new AgentError('AUTH_TRANSIENT', `Cannot read the identity provider's metadata at ${this.opts.authorityHost.origin}/${tenant}/v2.0: ${(cause as Error).message}`, {
           remedy: 'Check MS_AUTHORITY_HOST and MS_TENANT, and that this machine reaches the identity provider (run mailbox-agent doctor).',
@@ -325,15 +344,28 @@ export class DelegatedAuth implements TokenProvider {
     let waitedMs = 0;
     for (let attempt = 1; ; attempt++) {
       this.opts.trace?.('request');
+      this.captured = undefined;
+      this.capturing = true;
       try {
         response = await client.refreshTokenGrant(config, stored.refreshToken, { scope: this.scopes() });
         break;
       } catch (cause) {
+        const recovered = await this.recoverFromClockCheck(cause);
+        if (recovered) {
+          response = recovered;
+          break;
+        }
         const pause = await this.pauseAfter(cause, attempt, waitedMs);
         if (pause === undefined) throw await this.refreshError(cause);
         waitedMs += pause;
+      } finally {
+        this.capturing = false;
       }
     }
+    // (A cast: TypeScript cannot see that the fetch wrapper set it during the call.)
+    const answer = this.captured as { text: string } | undefined;
+    this.captured = undefined;
+    if (answer) await this.noteClock(answer.text);
     if (throttle) await this.opts.store.delete(KEYS.throttle);
     this.opts.trace?.('response');
     const now = this.now();
@@ -353,6 +385,60 @@ export class DelegatedAuth implements TokenProvider {
     await this.opts.notify?.resolve('auth');
     this.opts.log.debug('access token refreshed');
     return next;
+  }
+
+  /**
+   * A refresh whose id_token failed openid-client's time checks (iat/nbf/exp beyond 30 s) because this
+   * machine's clock is off: the token endpoint, reached over TLS, did answer with new tokens, and Entra
+   * rotated the refresh token. Throwing that answer away would keep failing every refresh (and, with a
+   * provider that detects reuse, spend the old token twice). So the answer is kept, the clock distance is
+   * measured from the id_token's `iat` and remembered (store key auth:clock) so later checks allow for it,
+   * and a person is told to fix the clock.
+   */
+  private async recoverFromClockCheck(cause: unknown): Promise<client.TokenEndpointResponse | undefined> {
+    if ((cause as { code?: string }).code !== 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED' || !this.captured) return undefined;
+    let body: client.TokenEndpointResponse & { id_token?: string };
+    try {
+      body = JSON.parse(this.captured.text) as typeof body;
+    } catch {
+      return undefined;
+    }
+    if (typeof body.access_token !== 'string' || typeof body.refresh_token !== 'string') return undefined;
+    if (!(await this.noteClock(this.captured.text))) return undefined;
+    this.captured = undefined;
+    return body;
+  }
+
+  /**
+   * Measures the distance to the provider's clock from a token response's id_token `iat` (issued "now" by the
+   * provider) and remembers it when it moved by more than openid-client's 30 s tolerance. Returns whether a
+   * measurement was possible.
+   */
+  private async noteClock(tokenResponseText: string): Promise<boolean> {
+    let iat: number;
+    try {
+      const idToken = (JSON.parse(tokenResponseText) as { id_token?: unknown }).id_token;
+      if (typeof idToken !== 'string') return false;
+      iat = Number((JSON.parse(Buffer.from(idToken.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iat?: unknown }).iat);
+    } catch {
+      return false;
+    }
+    if (!Number.isFinite(iat)) return false;
+    // Against the process clock: the injected test clock is already allowed for in configFor.
+    const skewSec = Math.round(iat - this.now() / 1000);
+    const known = this.providerSkewSec ?? 0;
+    if (Math.abs(skewSec - known) <= 30) return true;
+    this.providerSkewSec = skewSec;
+    await this.opts.store.set<ClockOffset>(KEYS.clock, { skewSec, measuredAt: this.now() });
+    if (Math.abs(skewSec) > 30) {
+      this.opts.log.warn(
+        { skewSec },
+        `this machine's clock is ${Math.abs(skewSec)} s ${skewSec > 0 ? 'behind' : 'ahead of'} the identity provider's; the agent allows for it, but fix the clock (e.g. timedatectl set-ntp true)`,
+      );
+    } else {
+      this.opts.log.info({ skewSec }, "this machine's clock agrees with the identity provider's again");
+    }
+    return true;
   }
 
   /**
