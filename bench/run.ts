@@ -1,11 +1,16 @@
 /**
- * `npm run bench` (= node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0])
+ * `npm run bench` (= node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
  *
  * The sandbox runs in its own process with 25 ms latency per request and the 4-concurrent limit; each
  * client runs in its own process so its peak RSS is its own. Scenarios: the agent's first full run
  * (backfill: true) and a second run with no new mail; a naive client (pages of 10 via nextLink, one
  * request per action); the floor (delta pages of 1000 in sequence, then actions in chained $batches of 20,
  * 4 in flight). Then the agent alone on a 50,000-message inbox (no latency) for peak RSS.
+ * Peak RSS is the client process's maxRSS when its work is done (the agent: after its first run), before the
+ * bench reads the sandbox's request log to count token requests.
+ * --mem-timeline: each client samples process.memoryUsage() every 100 ms into a TSV (path printed) and
+ * reports the split (heap, external, array buffers) at its highest sampled RSS. --node-flags: extra Node
+ * flags for the client processes only (V8 memory experiments); the sandbox's process is left as it is.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -23,6 +28,8 @@ const messages = Number(opt('messages', '5000'));
 const only = opt('only', 'agent,floor,naive').split(',');
 const big = Number(opt('big', '50000'));
 const here = path.dirname(new URL(import.meta.url).pathname);
+const memTimeline = args.includes('--mem-timeline');
+const nodeFlags = opt('node-flags', '').split(' ').filter(Boolean);
 
 const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sandbox-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
 const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
@@ -36,12 +43,17 @@ async function scenario(kind: string, count: number, latencyMs: number): Promise
   await admin(sb, f, '/options', { latencyMs, maxConcurrentPerMailbox: 4 });
   await admin(sb, f, '/log/clear', {});
   process.stderr.write(`… ${kind}: ${count} messages, ${latencyMs} ms latency\n`);
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'scenario.ts'), kind, infoFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const timelineFile = memTimeline ? path.join(path.dirname(infoFile), `memory-${kind}-${count}.tsv`) : undefined;
+  const proc = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', path.join(here, 'scenario.ts'), kind, infoFile, ...(timelineFile ? [timelineFile] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout!.on('data', (c) => (out += c));
   const code = await new Promise<number | null>((r) => proc.on('close', r));
   if (code !== 0) throw new Error(`${kind} exited with ${code}`);
-  return JSON.parse(out.trim().split('\n').pop()!);
+  // The result is the last JSON line; anything else (--node-flags '--trace-gc', say) is passed on to stderr.
+  const lines = out.trim().split('\n');
+  const result = lines.findLast((l) => l.startsWith('{"kind"'))!;
+  for (const l of lines) if (l !== result) process.stderr.write(`${l}\n`);
+  return JSON.parse(result);
 }
 
 const results: Record<string, Record<string, any>> = {};
@@ -68,5 +80,11 @@ if (results.agent) {
 }
 if (results.big) {
   const b = results.big;
-  console.log(`agent at ${big} messages, at the end of the run: heap used ${b.endHeapMb} MB, external ${b.endExternalMb} MB, RSS ${b.endRssMb} MB (peak RSS ${b.peakRssMb} MB)`);
+  console.log(`agent at ${big} messages, at the end of the run: heap used ${b.endHeapMb} MB, external ${b.endExternalMb} MB, RSS ${b.endRssMb} MB (peak RSS ${b.peakRssMb} MB; ${b.processPeakRssMb} MB with the bench's closing reads of the sandbox log and the second run)`);
+}
+if (memTimeline) {
+  for (const [name, r] of Object.entries(results)) {
+    const p = r.memAtPeak;
+    if (p) console.log(`${name}: highest sampled RSS ${p.rss} MB at ${(p.ms / 1000).toFixed(1)} s (after ${p.graphRequests} Graph requests): heap used ${p.heapUsed} of ${p.heapTotal} MB, external ${p.external} MB (array buffers ${p.arrayBuffers} MB); timeline ${r.timelineFile}`);
+  }
 }

@@ -1,9 +1,9 @@
 /**
  * One benchmark scenario in its own process (so peak RSS is this client's alone):
- *   node --import tsx bench/scenario.ts agent|naive|floor <sandbox.json>
+ *   node --import tsx bench/scenario.ts agent|naive|floor <sandbox.json> [<memory timeline .tsv>]
  * Prints one JSON line: wall time, Graph requests, token requests, peak RSS, and for the agent a second run.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -14,24 +14,44 @@ import { JobRunner } from '../src/jobs/runner.ts';
 import { openStore } from '../src/store/index.ts';
 import { admin, appTokens, isNewsletter, isUrgent, ROOT, RULES, sandboxFetch, type SandboxInfo } from './common.ts';
 
-const [kind, infoFile] = process.argv.slice(2);
+const [kind, infoFile, timelineFile] = process.argv.slice(2);
 const sb = JSON.parse(readFileSync(infoFile!, 'utf8')) as SandboxInfo;
 const f = sandboxFetch(sb);
 const tokens = appTokens(sb, f);
 const tokenCount = async () => ((await admin(sb, f, '/log')).tokenRequests as unknown[]).length;
 const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+/**
+ * The client's peak, read before the bench's closing reads of the sandbox's request log: that log (up to
+ * 5,000 entries) costs ~5 MB of RSS per read, which is the bench's, not the client's.
+ */
+let clientPeakRssMb: number | undefined;
+/** With a timeline file (run.ts --mem-timeline): process.memoryUsage() every 100 ms, in MB, with the Graph requests so far. */
+let requestsSoFar = () => 0;
+const MB = (n: number) => Math.round(n / 104857.6) / 10;
+const timeline: string[] = ['ms\trss\theapTotal\theapUsed\texternal\tarrayBuffers\tgraphRequests'];
+let memAtPeak: { ms: number; rss: number } | undefined;
+const t0Timeline = performance.now();
+const sampleMemory = () => {
+  const m = process.memoryUsage();
+  const row = { rss: MB(m.rss), heapTotal: MB(m.heapTotal), heapUsed: MB(m.heapUsed), external: MB(m.external), arrayBuffers: MB(m.arrayBuffers), graphRequests: requestsSoFar() };
+  timeline.push([Math.round(performance.now() - t0Timeline), ...Object.values(row)].join('\t'));
+  if (!memAtPeak || row.rss > memAtPeak.rss) memAtPeak = { ms: Math.round(performance.now() - t0Timeline), ...row };
+};
+const sampler = timelineFile ? setInterval(sampleMemory, 100) : undefined;
 
 async function agent() {
   const dir = mkdtempSync(path.join(tmpdir(), 'ma-bench-agent-'));
   const store = await openStore(`sqlite://${path.join(dir, 'agent.sqlite')}`, Buffer.alloc(32, 7));
   const log = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, done) => done() }) as never });
   const graph = new GraphClient({ graphUrl: new URL(sb.url), tokens, fetch: f, log });
+  requestsSoFar = () => graph.requests;
   const jobs = { path: path.join(dir, 'agent.config.yaml'), jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules: RULES }] } as unknown as JobsFile;
   const runner = new JobRunner({ jobs, graph, mailboxRoot: ROOT, store, log });
   const t0 = await tokenCount();
   const start = performance.now();
   const first = await runner.run('bench');
   const wallMs = performance.now() - start;
+  clientPeakRssMb = peakRssMb();
   if (!first.ok) throw new Error(`agent run failed: ${first.error}`);
   const t1 = await tokenCount();
   const second = await runner.run('bench');
@@ -119,6 +139,7 @@ async function naive() {
     }
     link = page['@odata.nextLink'];
   }
+  clientPeakRssMb = peakRssMb();
   return { wallMs: performance.now() - start, graphRequests: count(), tokenRequests: (await tokenCount()) - t0, examined, actions };
 }
 
@@ -161,10 +182,16 @@ async function floor() {
   };
   await runBatches('PATCH', patches);
   await runBatches('POST', moves);
+  clientPeakRssMb = peakRssMb();
   return { wallMs: performance.now() - start, graphRequests: count(), tokenRequests: (await tokenCount()) - t0, examined, actions: patches.length + moves.length };
 }
 
 const result = kind === 'agent' ? await agent() : kind === 'naive' ? await naive() : kind === 'floor' ? await floor() : undefined;
 if (!result) throw new Error('usage: scenario.ts agent|naive|floor <sandbox.json>');
+if (sampler) {
+  clearInterval(sampler);
+  sampleMemory();
+  writeFileSync(timelineFile!, `${timeline.join('\n')}\n`);
+}
 const mem = process.memoryUsage();
-process.stdout.write(`${JSON.stringify({ kind, ...result, peakRssMb: peakRssMb(), endHeapMb: Math.round(mem.heapUsed / 1048576), endExternalMb: Math.round(mem.external / 1048576), endRssMb: Math.round(mem.rss / 1048576) })}\n`);
+process.stdout.write(`${JSON.stringify({ kind, ...result, ...(memAtPeak ? { memAtPeak, timelineFile } : {}), peakRssMb: clientPeakRssMb ?? peakRssMb(), processPeakRssMb: peakRssMb(), endHeapMb: Math.round(mem.heapUsed / 1048576), endExternalMb: Math.round(mem.external / 1048576), endRssMb: Math.round(mem.rss / 1048576) })}\n`);
