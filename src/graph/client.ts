@@ -31,6 +31,19 @@ export interface BatchResult<T = unknown> {
   executed: boolean | 'unknown';
 }
 
+export interface BatchOptions {
+  signal?: AbortSignal;
+  /**
+   * true: a successful sub-response is reported by its status alone: its body and headers are dropped as soon
+   * as its batch is read (failures keep theirs). A PATCH or a move answers with the whole message; a caller
+   * that needs only the status would otherwise hold every one of them until the last batch is done
+   * (docs/BENCHMARKS.md, peak RSS).
+   */
+  statusOnly?: boolean;
+}
+
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 /** Requests per `$batch` [MICROSOFT.md "Batching, throttling, errors"]. */
 export const BATCH_LIMIT = 20;
 
@@ -241,15 +254,15 @@ export class GraphClient {
    * the longest Retry-After among them; the rest keep their first answer. Results are in input order.
    * Example: `const [r] = await graph.batch([{ method: 'PATCH', url: '/me/messages/AAk…', body: { isRead: true } }])`.
    */
-  async batch<T = unknown>(requests: BatchRequest[], options: { signal?: AbortSignal } = {}): Promise<BatchResult<T>[]> {
+  async batch<T = unknown>(requests: BatchRequest[], options: BatchOptions = {}): Promise<BatchResult<T>[]> {
     const results: BatchResult<T>[] = new Array(requests.length);
     const chunks: number[][] = [];
     for (let i = 0; i < requests.length; i += BATCH_LIMIT) chunks.push(requests.slice(i, i + BATCH_LIMIT).map((_, k) => i + k));
-    await Promise.all(chunks.map((indexes) => this.runChunk(requests, indexes, results, options.signal)));
+    await Promise.all(chunks.map((indexes) => this.runChunk(requests, indexes, results, options.signal, options.statusOnly ?? false)));
     return results;
   }
 
-  private async runChunk<T>(requests: BatchRequest[], indexes: number[], results: BatchResult<T>[], signal?: AbortSignal): Promise<void> {
+  private async runChunk<T>(requests: BatchRequest[], indexes: number[], results: BatchResult<T>[], signal: AbortSignal | undefined, statusOnly: boolean): Promise<void> {
     let pending = indexes;
     const attempts = new Map<number, number>();
     let waited = 0;
@@ -310,7 +323,7 @@ export class GraphClient {
           };
           continue;
         }
-        results[index] = { status: item.status, headers, body: item.body as T, executed: true };
+        results[index] = statusOnly ? { status: item.status, headers: NO_HEADERS, executed: true } : { status: item.status, headers, body: item.body as T, executed: true };
       }
       // Keep input order so the dependsOn chain still orders what is left.
       pending = again.sort((a, b) => a - b);
