@@ -1,6 +1,6 @@
 import type { InboxRulesJob } from '../config/jobs-file.ts';
 import { AgentError, describeError } from '../config/errors.ts';
-import type { BatchRequest, BatchResult } from '../graph/client.ts';
+import type { BatchRequest, BatchResult, GraphPage } from '../graph/client.ts';
 import { GraphError } from '../graph/graph-error.ts';
 import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
 import type { ActionRecord, JobContext } from './context.ts';
@@ -64,7 +64,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
       // Between pages every action so far is committed and the delta link stored: a clean place to stop.
       throw new AgentError('SHUTTING_DOWN', 'Stopped between two pages because the agent is shutting down.', { remedy: 'Nothing to do: the next run continues where this one stopped.' });
     }
-    let page;
+    let page: GraphPage<GraphMessage> | undefined;
     try {
       page = await ctx.mailbox.deltaPage(state.link, { maxPageSize: DELTA_PAGE_SIZE, signal: ctx.signal });
     } catch (error) {
@@ -82,7 +82,8 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
     if (!page.deltaLink && !page.nextLink) {
       throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'a delta page with neither @odata.nextLink nor @odata.deltaLink', method: 'GET', path: 'messages/delta' });
     }
-    const work: { message: GraphMessage; planned: PlannedAction[] }[] = [];
+    const { nextLink, deltaLink } = page;
+    const work: PlannedMessage[] = [];
     for (const message of page.value) {
       if (message['@removed']) continue;
       // Distinct messages: the catch-up round sees our own changes again.
@@ -92,22 +93,26 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
       }
       const act = state.phase === 'incremental' || job.backfill || (state.actSince !== undefined && Date.parse(message.receivedDateTime ?? '') >= state.actSince);
       if (!act) continue;
-      const planned = planActions(job.rules, toMessageView(message), ctx.runStart);
-      if (planned.length > 0) work.push({ message, planned });
+      const view = toMessageView(message);
+      const planned = planActions(job.rules, view, ctx.runStart);
+      if (planned.length > 0) work.push({ message: slim(message), subject: view.subject, categories: view.categories, planned });
     }
+    // Let the parsed page go before its actions run: kept, it outlives several young-generation GCs, so V8
+    // promotes it to the old generation, where it waits for a full GC (docs/BENCHMARKS.md, peak RSS).
+    page = undefined;
     if (work.length > 0) {
       const before = ctx.report.actions.length;
       await applyPage(ctx, work);
       actedInRound += ctx.report.actions.slice(before).filter((a) => a.result === 'done').length;
     }
-    const next: DeltaState = page.deltaLink
-      ? { link: page.deltaLink, phase: 'incremental', completedAt: ctx.runStart.getTime() }
-      : { ...state, link: page.nextLink ?? state.link };
+    const next: DeltaState = deltaLink
+      ? { link: deltaLink, phase: 'incremental', completedAt: ctx.runStart.getTime() }
+      : { ...state, link: nextLink ?? state.link };
     await ctx.checkpoint();
     if (!ctx.dryRun) await ctx.store.set(stateKey, next);
     state = next;
     ctx.onProgress?.(ctx.report);
-    if (page.deltaLink) {
+    if (deltaLink) {
       if (ctx.dryRun || actedInRound === 0 || extraRounds >= 2) return;
       extraRounds++;
       actedInRound = 0;
@@ -123,6 +128,19 @@ async function cachedFolderId(ctx: JobContext, name: string): Promise<string> {
   const folder = await ctx.mailbox.folder(name);
   if (!ctx.dryRun) await ctx.store.set(key, folder.id);
   return folder.id;
+}
+
+/** A message with actions planned: only what acting on it needs, not the whole parsed message. */
+interface PlannedMessage {
+  message: GraphMessage;
+  subject: string;
+  categories: string[];
+  planned: PlannedAction[];
+}
+
+/** The fields applyPage and webhooks read (id, and subject/from/receivedDateTime for a webhook's payload). */
+function slim(message: GraphMessage): GraphMessage {
+  return { id: message.id, subject: message.subject, from: message.from, receivedDateTime: message.receivedDateTime };
 }
 
 interface Step {
@@ -148,23 +166,21 @@ interface MessageWork {
 /** A failure worth another try by the next run (not a reason to advance past the page). */
 class TransientFailure extends Error {}
 
-async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned: PlannedAction[] }[]): Promise<void> {
+async function applyPage(ctx: JobContext, work: PlannedMessage[]): Promise<void> {
   const items: MessageWork[] = [];
   // The page's ledger in one read (one query on SQLite, Redis and PostgreSQL).
   const ledgers = await ctx.store.getMany<LedgerEntry>(work.map(({ message }) => `ledger:${message.id}`));
-  for (const [index, { message, planned }] of work.entries()) {
-    const view = toMessageView(message);
+  for (const [index, { message, subject, categories: had, planned }] of work.entries()) {
     const ledgerKey = `ledger:${message.id}`;
     const ledger = ledgers[index] ?? { done: [] };
     const pending = new Set(typeof ledger.pending === 'string' ? [ledger.pending] : ledger.pending ?? []);
-    const item: MessageWork = { message, subject: view.subject, ledgerKey, ledger, pending, graphOps: [], webhooks: [], failedEarly: [] };
-    let categories = view.categories;
+    const item: MessageWork = { message, subject, ledgerKey, ledger, pending, graphOps: [], webhooks: [], failedEarly: [] };
+    let categories = had;
     for (const step of planned) {
       const id = actionId(step);
       if (ledger.done.includes(id)) continue;
-      const record = recordOf(item, step);
       if (pending.has(id)) {
-        ctx.report.actions.push({ ...record, result: 'skipped', error: 'an earlier run was interrupted while doing this; not repeated so it never happens twice' });
+        ctx.report.actions.push(recordOf(item, step, 'skipped', 'an earlier run was interrupted while doing this; not repeated so it never happens twice'));
         if (!ctx.dryRun) {
           ledger.done.push(id);
           pending.delete(id);
@@ -172,7 +188,7 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
         continue;
       }
       if (ctx.dryRun) {
-        ctx.report.actions.push({ ...record, result: 'planned' });
+        ctx.report.actions.push(recordOf(item, step, 'planned'));
         continue;
       }
       const s: Step = { step, id };
@@ -221,11 +237,10 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
 
   let transient: unknown;
   const settle = (item: MessageWork, step: Step, result: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => {
-    const record = recordOf(item, step.step);
     if (result.ok) {
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
-      ctx.report.actions.push({ ...record, result: 'done' });
+      ctx.report.actions.push(recordOf(item, step.step, 'done'));
       return;
     }
     const retry = isTransient(result.error);
@@ -239,7 +254,7 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
     }
-    ctx.report.actions.push({ ...record, result: 'failed', error: `${describeError(result.error)}${retry ? ' (the next run tries again)' : ''}` });
+    ctx.report.actions.push(recordOf(item, step.step, 'failed', `${describeError(result.error)}${retry ? ' (the next run tries again)' : ''}`));
     ctx.log.warn({ messageId: item.message.id, rule: step.step.rule, action: step.step.action, err: result.error }, 'action failed');
   };
   for (const item of items) for (const f of item.failedEarly) settle(item, f.step, { ok: false, error: f.error, executed: false });
@@ -251,7 +266,7 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
     for (const op of item.graphOps) round1.push({ item, steps: [op.step], request: op.request });
   }
   const [results1] = await Promise.all([
-    ctx.graph.batch(round1.map((r) => r.request), { signal: ctx.signal }),
+    ctx.graph.batch(round1.map((r) => r.request), { signal: ctx.signal, statusOnly: true }),
     runWebhooks(ctx, items, settle),
   ]);
   round1.forEach((r, i) => {
@@ -263,7 +278,7 @@ async function applyPage(ctx: JobContext, work: { message: GraphMessage; planned
   const round2 = items.filter((i) => i.move && !i.retryLater);
   for (const item of round2) if (item.move!.error) settle(item, item.move!.step, { ok: false, error: item.move!.error, executed: false });
   const moving = round2.filter((i) => i.move!.request);
-  const results2 = await ctx.graph.batch(moving.map((i) => i.move!.request!), { signal: ctx.signal });
+  const results2 = await ctx.graph.batch(moving.map((i) => i.move!.request!), { signal: ctx.signal, statusOnly: true });
   moving.forEach((item, i) => settle(item, item.move!.step, outcome(results2[i]!)));
 
   await saveLedgers(ctx, items);
@@ -326,8 +341,16 @@ async function saveLedgers(ctx: JobContext, items: MessageWork[]): Promise<void>
   })));
 }
 
-function recordOf(item: MessageWork, step: PlannedAction): Omit<ActionRecord, 'result'> {
-  return { messageId: item.message.id, rule: step.rule, action: step.action, value: step.value, subject: item.subject };
+/**
+ * One report record, written out as an object literal: V8 (Node 20) gives every `{ ...record, result }` its
+ * own hidden class, ~250 bytes more per record, which a run keeps for every action it took (37k on a
+ * 50,000-message mailbox: ~9 MB; docs/BENCHMARKS.md, peak RSS).
+ */
+function recordOf(item: MessageWork, step: PlannedAction, result: ActionRecord['result'], error?: string): ActionRecord {
+  const { rule, action, value } = step;
+  return error === undefined
+    ? { messageId: item.message.id, rule, action, value, subject: item.subject, result }
+    : { messageId: item.message.id, rule, action, value, subject: item.subject, result, error };
 }
 
 function actionId(step: PlannedAction): string {
