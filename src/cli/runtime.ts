@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createAppOnly, DelegatedAuth, type AppOnlyWiring, type TokenProvider } from '../auth/index.ts';
@@ -35,6 +36,11 @@ export interface Runtime {
   signinUrl: string;
   /** Set when this process runs the sandbox itself. */
   sandbox?: Sandbox;
+  /**
+   * Signs the dashboard's session cookies: derived from the token key and ADMIN_PASSWORD, so a restart keeps
+   * people signed in to the dashboard and a new password signs everyone out.
+   */
+  uiSecret: Buffer;
   close(): Promise<void>;
 }
 
@@ -68,7 +74,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     fetchImpl = createFetch(localSandboxTrust(config));
   }
 
-  const store = await openStore(config.storeUrl, loadOrCreateTokenKey(config.dataDir, config.tokenKey));
+  const tokenKey = loadOrCreateTokenKey(config.dataDir, config.tokenKey);
+  const store = await openStore(config.storeUrl, tokenKey);
+  const uiSecret = createHmac('sha256', tokenKey).update('mailbox-agent dashboard sessions\0').update(config.adminPassword ?? '').digest();
   closers.unshift(() => store.close());
   const publicUrl = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   const signinUrl = `${publicUrl}/auth/signin`;
@@ -109,7 +117,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     ...(appOnly ? { preflight: (runLog: Logger) => appOnly.guard.preflight(runLog) } : {}),
   });
   return {
-    config, log, store, auth, tokens, appOnly, graph, jobs, runner, notifier, fetch: fetchImpl, endpoints, publicUrl, signinUrl, sandbox,
+    config, log, store, auth, tokens, appOnly, graph, jobs, runner, notifier, fetch: fetchImpl, endpoints, publicUrl, signinUrl, sandbox, uiSecret,
     async close() {
       for (const close of closers) await close().catch((error) => log.warn({ err: error }, 'error while closing'));
     },

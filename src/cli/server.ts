@@ -32,6 +32,7 @@ export async function startServer(config: Config, log: Logger, options: { instal
     log: log.child({ component: 'web' }),
     redirectUri: config.redirectUri,
     adminPassword: config.adminPassword,
+    secret: rt.uiSecret,
     trustProxy: config.trustProxy,
     appOnly: Boolean(rt.appOnly),
   });

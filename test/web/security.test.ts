@@ -99,6 +99,29 @@ describe('the dashboard with ADMIN_PASSWORD', () => {
     await browser.get('/api/status').expect(200);
   });
 
+  test('a restart keeps the dashboard session; a new ADMIN_PASSWORD ends it', async () => {
+    const { createApp } = await import('../../src/web/index.ts');
+    const { buildStatus, createRuntime } = await import('../../src/cli/runtime.ts');
+    const appFor = (rt: typeof h.rt) => createApp({ auth: rt.auth, runner: rt.runner, status: () => buildStatus(rt), log: rt.log, redirectUri: rt.config.redirectUri, adminPassword: rt.config.adminPassword, secret: rt.uiSecret });
+    const browser = supertest.agent(appFor(h.rt));
+    const token = csrfOf((await browser.get('/login')).text)!;
+    const ok = await browser.post('/login').set('Sec-Fetch-Site', 'same-origin').type('form').send({ _csrf: token, password: 'correct horse battery', next: '/' }).expect(303);
+    const session = /ma_session=[^;]+/.exec(String(ok.headers['set-cookie']))![0];
+    // A restart: a new process, the same data directory and .env.
+    const restarted = await createRuntime(h.rt.config, { log: h.rt.log, sandbox: 'shared' });
+    try {
+      await supertest(appFor(restarted)).get('/api/status').set('Cookie', session).expect(200);
+    } finally {
+      await restarted.close();
+    }
+    const changed = await createRuntime({ ...h.rt.config, adminPassword: 'a new password' }, { log: h.rt.log, sandbox: 'shared' });
+    try {
+      await supertest(appFor(changed)).get('/api/status').set('Cookie', session).expect(401);
+    } finally {
+      await changed.close();
+    }
+  });
+
   test('behind an https proxy the cookie is Secure', async () => {
     const { createApp } = await import('../../src/web/index.ts');
     const { buildStatus } = await import('../../src/cli/runtime.ts');
