@@ -62,26 +62,18 @@ export class Mailbox {
     const segments = nameOrPath.split('/').map((s) => s.trim()).filter(Boolean);
     if (segments.length === 0) throw new AgentError('JOBS_FILE_INVALID', 'An empty folder name was given.', { remedy: 'Name a folder, e.g. inbox or Newsletters.' });
     const first = segments[0]!.toLowerCase();
-    let current: MailFolder;
-    let rest: string[];
-    if (WELL_KNOWN_FOLDERS.has(first)) {
-      current = (await this.graph.get<MailFolder>(this.path(`/mailFolders/${first}`))).body;
-      rest = segments.slice(1);
-    } else {
-      current = (await this.graph.get<MailFolder>(this.path('/mailFolders/msgfolderroot'))).body;
-      rest = segments;
-    }
-    for (const name of rest) {
-      const child = await this.childFolder(current.id, name);
-      if (child) {
-        current = child;
-      } else if (create) {
-        current = await this.createChild(current.id, name);
-      } else {
+    if (WELL_KNOWN_FOLDERS.has(first) && segments.length === 1) return (await this.graph.get<MailFolder>(this.path(`/mailFolders/${first}`))).body;
+    // Graph takes a well-known name wherever a folder id goes, so a path's first parent costs no request of its own.
+    let parentId = WELL_KNOWN_FOLDERS.has(first) ? first : 'msgfolderroot';
+    let current: MailFolder | undefined;
+    for (const name of WELL_KNOWN_FOLDERS.has(first) ? segments.slice(1) : segments) {
+      current = (await this.childFolder(parentId, name)) ?? (create ? await this.createChild(parentId, name) : undefined);
+      if (!current) {
         throw new AgentError('JOB_NOT_FOUND', `The folder "${nameOrPath}" does not exist in the mailbox.`, { remedy: 'Check the folder name in the jobs file (paths start at the mailbox root, e.g. Inbox/Receipts).', status: 404 });
       }
+      parentId = current.id;
     }
-    return current;
+    return current!;
   }
 
   private async childFolder(parentId: string, name: string): Promise<MailFolder | undefined> {
