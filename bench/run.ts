@@ -1,11 +1,14 @@
 /**
- * `npm run bench` (= node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
+ * `npm run bench` (= node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
  *
- * The sandbox runs in its own process with 25 ms latency per request and the 4-concurrent limit; each
+ * The sandbox runs in its own process with 25 ms latency per HTTP request (a `$batch` pays it once: batching
+ * saves round trips [json-batching]) and the 4-concurrent limit (batch sub-requests hold the slots); each
  * client runs in its own process so its peak RSS is its own. Scenarios: the agent's first full run
  * (backfill: true) and a second run with no new mail; a naive client (pages of 10 via nextLink, one
  * request per action); the floor (delta pages of 1000 in sequence, then actions in chained $batches of 20,
- * 4 in flight). Then the agent alone on a 50,000-message inbox (no latency) for peak RSS.
+ * 4 in flight). --strict (default yes) runs the agent and the floor again with every `$batch` sub-request
+ * also taking 25 ms in its slot (batching then saves no server time at all; naive has no batches, so it is
+ * the same in both models). Then the agent alone on a 50,000-message inbox (no latency) for peak RSS.
  * Peak RSS is the client process's maxRSS when its work is done (the agent: after its first run), before the
  * bench reads the sandbox's request log to count token requests.
  * --mem-timeline: each client samples process.memoryUsage() every 100 ms into a TSV (path printed) and
@@ -27,6 +30,7 @@ const opt = (name: string, fallback: string) => {
 const messages = Number(opt('messages', '5000'));
 const only = opt('only', 'agent,floor,naive').split(',');
 const big = Number(opt('big', '50000'));
+const strict = opt('strict', 'yes') !== 'no';
 const here = path.dirname(new URL(import.meta.url).pathname);
 const memTimeline = args.includes('--mem-timeline');
 const nodeFlags = opt('node-flags', '').split(' ').filter(Boolean);
@@ -38,11 +42,11 @@ const infoFile = path.join(mkdtempSync(path.join(tmpdir(), 'ma-bench-')), 'sandb
 writeFileSync(infoFile, JSON.stringify(sb));
 const f = sandboxFetch(sb);
 
-async function scenario(kind: string, count: number, latencyMs: number): Promise<Record<string, any>> {
+async function scenario(kind: string, count: number, latencyMs: number, subRequestMs = 0): Promise<Record<string, any>> {
   await admin(sb, f, `/mailbox/${USER}/generate`, { count, seed: 4242 });
-  await admin(sb, f, '/options', { latencyMs, maxConcurrentPerMailbox: 4 });
+  await admin(sb, f, '/options', { latencyMs, subRequestMs, maxConcurrentPerMailbox: 4 });
   await admin(sb, f, '/log/clear', {});
-  process.stderr.write(`… ${kind}: ${count} messages, ${latencyMs} ms latency\n`);
+  process.stderr.write(`… ${kind}: ${count} messages, ${latencyMs} ms latency per request, ${subRequestMs} ms per batch sub-request\n`);
   const timelineFile = memTimeline ? path.join(path.dirname(infoFile), `memory-${kind}-${count}.tsv`) : undefined;
   const proc = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', path.join(here, 'scenario.ts'), kind, infoFile, ...(timelineFile ? [timelineFile] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -59,6 +63,7 @@ async function scenario(kind: string, count: number, latencyMs: number): Promise
 const results: Record<string, Record<string, any>> = {};
 try {
   for (const kind of only) results[kind] = await scenario(kind, messages, 25);
+  if (strict) for (const kind of only.filter((k) => k !== 'naive')) results[`${kind}Strict`] = await scenario(kind, messages, 25, 25);
   if (big > 0) results.big = await scenario('agent', big, 0);
 } finally {
   child.kill('SIGTERM');
@@ -70,6 +75,8 @@ const row = (name: string, r: Record<string, any>) => rows.push(`| ${name} | ${s
 if (results.agent) row('agent, first run (backfill: true)', results.agent);
 if (results.floor) row('floor', results.floor);
 if (results.naive) row('naive', results.naive);
+if (results.agentStrict) row('agent, strict model (25 ms per sub-request too)', results.agentStrict);
+if (results.floorStrict) row('floor, strict model', results.floorStrict);
 if (results.big) row(`agent, ${big} messages, no latency`, results.big);
 console.log(rows.join('\n'));
 if (results.agent) {
@@ -77,6 +84,11 @@ if (results.agent) {
   console.log(`\nagent second run (no new mail): ${a.second.graphRequests} Graph request(s), ${a.second.tokenRequests} token request(s), ${a.second.actions} actions`);
   if (results.floor) console.log(`agent / floor: time ${(a.wallMs / results.floor.wallMs).toFixed(2)}x, requests ${(a.graphRequests / results.floor.graphRequests).toFixed(2)}x`);
   if (results.naive) console.log(`naive / agent: time ${(results.naive.wallMs / a.wallMs).toFixed(1)}x`);
+}
+if (results.agentStrict) {
+  const a = results.agentStrict;
+  if (results.floorStrict) console.log(`strict model: agent / floor: time ${(a.wallMs / results.floorStrict.wallMs).toFixed(2)}x, requests ${(a.graphRequests / results.floorStrict.graphRequests).toFixed(2)}x`);
+  if (results.naive) console.log(`strict model: naive / agent: time ${(results.naive.wallMs / a.wallMs).toFixed(1)}x${results.floorStrict ? `; naive / floor: ${(results.naive.wallMs / results.floorStrict.wallMs).toFixed(1)}x` : ''}`);
 }
 if (results.big) {
   const b = results.big;
