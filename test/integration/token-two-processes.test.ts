@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
-import { spawnTokenChild, type ChildHandle } from './token-processes.ts';
+import { raceChildren as race, spawnTokenChild } from './token-processes.ts';
 
 /**
  * Two real processes share the SQLite store and force a refresh at the same moment, many times, against a
@@ -14,17 +14,6 @@ describe('two processes never spend one refresh token twice', () => {
     h.sandbox.admin.setRevokeOnReuse(true);
   });
   after(() => h.close());
-
-  async function race(children: ChildHandle[], rounds: number, stopOnError = false) {
-    const outcomes: string[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const answers = children.map((c) => c.next(/^(ok|err) /));
-      for (const c of children) c.send('go');
-      outcomes.push(...(await Promise.all(answers)));
-      if (stopOnError && outcomes.some((o) => o.startsWith('err'))) break;
-    }
-    return outcomes;
-  }
 
   test('with the store lock: 25 simultaneous forced refreshes from each of two processes; the grant survives', async () => {
     await signIn(h);
