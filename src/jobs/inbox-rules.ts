@@ -1,10 +1,10 @@
 import type { InboxRulesJob } from '../config/jobs-file.ts';
 import { AgentError, describeError } from '../config/errors.ts';
-import type { BatchRequest, BatchResult, GraphPage } from '../graph/client.ts';
+import { BATCH_LIMIT, type BatchRequest, type BatchResult, type GraphPage } from '../graph/client.ts';
 import { GraphError } from '../graph/graph-error.ts';
 import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
 import type { ActionRecord, JobContext } from './context.ts';
-import { needsBody, planActions, toMessageView, type PlannedAction } from './rules.ts';
+import { planActions, selectFor, toMessageView, type PlannedAction } from './rules.ts';
 
 /** Where a delta sync stands: the link to call next, and whether the first full pass is done. */
 interface DeltaState {
@@ -15,6 +15,8 @@ interface DeltaState {
   actSince?: number;
   /** When the last deltaLink was reached. */
   completedAt?: number;
+  /** The `$select` the sync started with (Graph keeps it in the links); absent in older states, whose links carry RULE_SELECT. */
+  select?: string[];
 }
 
 /** What happened to one message, kept so a replayed page acts on nothing twice. */
@@ -31,6 +33,13 @@ const LEDGER_TTL_MS = 180 * 24 * 3600_000;
  * returns is followed, so a smaller page is only slower.
  */
 export const DELTA_PAGE_SIZE = 1000;
+/**
+ * After a new sync, mail received this long before the last complete pass is looked at again too. Graph's
+ * receivedDateTime has whole seconds and comes from Exchange's clock, `actSince` from ours: without slack, mail
+ * that arrived just as that pass ran (or on a machine whose clock is ahead) would be passed over for good.
+ * Whatever the old pass already did is in the ledger, so looking again never does anything twice.
+ */
+const ACT_SINCE_SLACK_MS = 60_000;
 /** Actions that must happen at most once even if a crash leaves us unsure whether they did. */
 const ONCE_ONLY = new Set(['forwardTo', 'webhook', 'copyTo']);
 /** Actions that are properties of the message: all of one message's go into one PATCH. */
@@ -49,14 +58,40 @@ const WEBHOOK_PARALLEL = 4;
 export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promise<void> {
   const folderId = await cachedFolderId(ctx, job.folder);
   const stateKey = `delta:${folderId}`;
-  const select = needsBody(job.rules) ? [...RULE_SELECT, 'body'] : RULE_SELECT;
-  let state = (await ctx.store.get<DeltaState>(stateKey)) ?? { link: ctx.mailbox.startDelta(folderId, { select }), phase: 'initial' as const };
+  const select = selectFor(job.rules);
+  /** A new sync; after an old one (lost, or not carrying a field the rules now read) it acts only on mail since that one's last complete pass. */
+  const newSync = (previous?: DeltaState): DeltaState => {
+    const actSince = previous ? previous.completedAt ?? (previous.phase === 'incremental' ? 0 : undefined) : undefined;
+    return { link: ctx.mailbox.startDelta(folderId, { select }), phase: 'initial', select, ...(actSince !== undefined ? { actSince } : {}) };
+  };
+  let state = (await ctx.store.get<DeltaState>(stateKey)) ?? newSync();
+  // Graph keeps a delta query's $select in its links: a rule edited to match on a field the link does not
+  // carry (to, cc, hasAttachments, bodyContains) would otherwise never see it.
+  const missing = select.filter((field) => !(state.select ?? RULE_SELECT).includes(field));
+  if (missing.length > 0) {
+    ctx.log.info({ missing }, 'the rules now read message fields the stored delta link does not carry; starting a new sync of the folder');
+    state = newSync(state);
+  }
   let resynced = false;
   // Our own PATCHes and moves come back in the next delta round; reading that round now (acting on
   // whatever else it holds) means the next run with no new mail is a single request.
   let actedInRound = 0;
   let extraRounds = 0;
-  const examined = new Set<string>();
+  // Messages this run changed: they come back in the catch-up rounds and are not counted as examined twice.
+  // (Not a set of every message read: at 50,000 messages that kept ~6 MB of ids alive; docs/BENCHMARKS.md.)
+  const touched = new Set<string>();
+
+  /** Reads one page and plans it at once, so the parsed page is let go before anything waits on it. Never rejects. */
+  const readPage = async (from: DeltaState): Promise<{ ok: true; page: PlannedPage } | { ok: false; error: unknown }> => {
+    try {
+      const page = await ctx.mailbox.deltaPage(from.link, { maxPageSize: DELTA_PAGE_SIZE, signal: ctx.signal });
+      return { ok: true, page: planPage(ctx, job, page, from, extraRounds > 0 ? touched : undefined) };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  };
+  /** The next page, asked for while the current page's last batches are still running. */
+  let ahead: { link: string; read: ReturnType<typeof readPage> } | undefined;
 
   for (;;) {
     ctx.signal.throwIfAborted();
@@ -64,52 +99,44 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
       // Between pages every action so far is committed and the delta link stored: a clean place to stop.
       throw new AgentError('SHUTTING_DOWN', 'Stopped between two pages because the agent is shutting down.', { remedy: 'Nothing to do: the next run continues where this one stopped.' });
     }
-    let page: GraphPage<GraphMessage> | undefined;
-    try {
-      page = await ctx.mailbox.deltaPage(state.link, { maxPageSize: DELTA_PAGE_SIZE, signal: ctx.signal });
-    } catch (error) {
+    const read = await (ahead?.link === state.link ? ahead.read : readPage(state));
+    ahead = undefined;
+    if (!read.ok) {
+      const error = read.error;
       if (error instanceof GraphError && error.isSyncStateLost && !resynced) {
         // Start over, acting only on mail that arrived since the last complete pass; the ledger skips the rest.
         ctx.log.warn({ code: error.remoteCode }, 'delta state expired; starting a new sync');
         resynced = true;
-        state = { link: ctx.mailbox.startDelta(folderId, { select }), phase: 'initial', actSince: state.completedAt ?? (state.phase === 'incremental' ? 0 : undefined) };
+        state = newSync(state);
         continue;
       }
       // A folder deleted (or re-created) since its id was cached: the next run looks it up again.
       if (error instanceof GraphError && error.statusCode === 404 && !ctx.dryRun) await ctx.store.delete(`folder:${job.folder.toLowerCase()}`);
       throw error;
     }
-    if (!page.deltaLink && !page.nextLink) {
-      throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'a delta page with neither @odata.nextLink nor @odata.deltaLink', method: 'GET', path: 'messages/delta' });
-    }
-    const { nextLink, deltaLink } = page;
-    const work: PlannedMessage[] = [];
-    for (const message of page.value) {
-      if (message['@removed']) continue;
-      // Distinct messages: the catch-up round sees our own changes again.
-      if (!examined.has(message.id)) {
-        examined.add(message.id);
-        ctx.report.examined++;
-      }
-      const act = state.phase === 'incremental' || job.backfill || (state.actSince !== undefined && Date.parse(message.receivedDateTime ?? '') >= state.actSince);
-      if (!act) continue;
-      const view = toMessageView(message);
-      const planned = planActions(job.rules, view, ctx.runStart);
-      if (planned.length > 0) work.push({ message: slim(message), subject: view.subject, categories: view.categories, planned });
-    }
-    // Let the parsed page go before its actions run: kept, it outlives several young-generation GCs, so V8
-    // promotes it to the old generation, where it waits for a full GC (docs/BENCHMARKS.md, peak RSS).
-    page = undefined;
+    const { nextLink, deltaLink, work } = read.page;
+    const next: DeltaState = deltaLink
+      ? { link: deltaLink, phase: 'incremental', completedAt: ctx.runStart.getTime(), ...(state.select ? { select: state.select } : {}) }
+      : { ...state, link: nextLink ?? state.link };
+    // Not past a deltaLink: the next round must see this page's own changes, so it waits for them.
+    let askedAhead = false;
+    const readAhead = () => {
+      if (askedAhead || !nextLink || ctx.stop.aborted) return;
+      askedAhead = true;
+      ahead = { link: nextLink, read: readPage(next) };
+    };
+    let ledgers: LedgerWrite[] = [];
     if (work.length > 0) {
       const before = ctx.report.actions.length;
-      await applyPage(ctx, work);
+      ledgers = await applyPage(ctx, work, touched, readAhead);
       actedInRound += ctx.report.actions.slice(before).filter((a) => a.result === 'done').length;
     }
-    const next: DeltaState = deltaLink
-      ? { link: deltaLink, phase: 'incremental', completedAt: ctx.runStart.getTime() }
-      : { ...state, link: nextLink ?? state.link };
-    await ctx.checkpoint();
-    if (!ctx.dryRun) await ctx.store.set(stateKey, next);
+    readAhead();
+    // The page's ledger and the next link in one write (one transaction on SQLite): the link never moves
+    // past a page whose ledger is not stored. The audit log is written alongside.
+    const commit = await Promise.allSettled([ctx.checkpoint(), ctx.dryRun ? undefined : ctx.store.setMany<unknown>([...ledgers, { key: stateKey, value: next }])]);
+    const failed = commit.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+    if (failed) throw failed.reason;
     state = next;
     ctx.onProgress?.(ctx.report);
     if (deltaLink) {
@@ -118,6 +145,36 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
       actedInRound = 0;
     }
   }
+}
+
+/** One delta page, planned: the links it ends with and the messages with something to do. */
+interface PlannedPage {
+  nextLink?: string;
+  deltaLink?: string;
+  work: PlannedMessage[];
+}
+
+/**
+ * Plans every message of a page and keeps only what acting needs: the parsed page dies with this call, not
+ * after the page's actions (kept, it outlives several young-generation GCs and V8 promotes it to the old
+ * generation, where it waits for a full GC: docs/BENCHMARKS.md, peak RSS).
+ */
+function planPage(ctx: JobContext, job: InboxRulesJob, page: GraphPage<GraphMessage>, from: DeltaState, seen?: Set<string>): PlannedPage {
+  if (!page.deltaLink && !page.nextLink) {
+    throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'a delta page with neither @odata.nextLink nor @odata.deltaLink', method: 'GET', path: 'messages/delta' });
+  }
+  const work: PlannedMessage[] = [];
+  for (const message of page.value) {
+    if (message['@removed']) continue;
+    // A catch-up round (`seen`: what the run changed) shows our own changes again: those were counted.
+    if (!seen?.has(message.id)) ctx.report.examined++;
+    const act = from.phase === 'incremental' || job.backfill || (from.actSince !== undefined && Date.parse(message.receivedDateTime ?? '') >= from.actSince - ACT_SINCE_SLACK_MS);
+    if (!act) continue;
+    const view = toMessageView(message);
+    const planned = planActions(job.rules, view, ctx.runStart);
+    if (planned.length > 0) work.push({ message: slim(message), subject: view.subject, categories: view.categories, planned });
+  }
+  return { nextLink: page.nextLink, deltaLink: page.deltaLink, work };
 }
 
 /** The folder's id, kept in the job's store so a quiet run is one request (the delta call). */
@@ -166,7 +223,12 @@ interface MessageWork {
 /** A failure worth another try by the next run (not a reason to advance past the page). */
 class TransientFailure extends Error {}
 
-async function applyPage(ctx: JobContext, work: PlannedMessage[]): Promise<void> {
+/**
+ * Acts on one page's planned messages and returns their ledger entries for the caller to store with the next
+ * link (on a failure it stores them itself, then throws). `onQueued` is called once every Graph request of
+ * the page has been handed to the client (the last ones may still be running).
+ */
+async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<string>, onQueued?: () => void): Promise<LedgerWrite[]> {
   const items: MessageWork[] = [];
   // The page's ledger in one read (one query on SQLite, Redis and PostgreSQL).
   const ledgers = await ctx.store.getMany<LedgerEntry>(work.map(({ message }) => `ledger:${message.id}`));
@@ -223,7 +285,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[]): Promise<void>
     }
     items.push(item);
   }
-  if (ctx.dryRun) return;
+  if (ctx.dryRun) return [];
 
   // Once-only actions are marked pending before they are sent: a crash now can never make them happen twice.
   const marking: MessageWork[] = [];
@@ -240,6 +302,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[]): Promise<void>
     if (result.ok) {
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
+      touched.add(item.message.id);
       ctx.report.actions.push(recordOf(item, step.step, 'done'));
       return;
     }
@@ -259,33 +322,72 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[]): Promise<void>
   };
   for (const item of items) for (const f of item.failedEarly) settle(item, f.step, { ok: false, error: f.error, executed: false });
 
-  // Round 1: one PATCH per message, copies and forwards, in $batches; webhooks alongside.
+  // Round 1: one PATCH per message, copies and forwards, in chained $batches of 20; webhooks alongside.
+  // Round 2: the moves, each after everything else of its message has settled (not for one whose earlier
+  // actions the next run must retry: after a move the replayed page would no longer show it). A message's
+  // move is sent as soon as its own round-1 work is done, so the mailbox's 4 slots stay busy through the
+  // page instead of draining between the rounds.
+  const options = { signal: ctx.signal, statusOnly: true };
   const round1: { item: MessageWork; steps: Step[]; request: BatchRequest }[] = [];
   for (const item of items) {
     if (item.patch) round1.push({ item, steps: item.patch.steps, request: { method: 'PATCH', url: ctx.mailbox.path(`/messages/${enc(item.message.id)}`), body: item.patch.body } });
     for (const op of item.graphOps) round1.push({ item, steps: [op.step], request: op.request });
   }
-  const [results1] = await Promise.all([
-    ctx.graph.batch(round1.map((r) => r.request), { signal: ctx.signal, statusOnly: true }),
-    runWebhooks(ctx, items, settle),
-  ]);
-  round1.forEach((r, i) => {
-    for (const s of r.steps) settle(r.item, s, outcome(results1[i]!));
-  });
-
-  // Round 2: moves, last for every message (not for one whose earlier actions the next run must retry:
-  // after a move the replayed page would no longer show it).
-  const round2 = items.filter((i) => i.move && !i.retryLater);
-  for (const item of round2) if (item.move!.error) settle(item, item.move!.step, { ok: false, error: item.move!.error, executed: false });
-  const moving = round2.filter((i) => i.move!.request);
-  const results2 = await ctx.graph.batch(moving.map((i) => i.move!.request!), { signal: ctx.signal, statusOnly: true });
-  moving.forEach((item, i) => settle(item, item.move!.step, outcome(results2[i]!)));
-
-  await saveLedgers(ctx, items);
-  if (transient !== undefined) {
-    await ctx.checkpoint();
-    throw transient instanceof Error ? transient : new TransientFailure(String(transient));
+  const waitingFor = new Map<MessageWork, number>();
+  for (const r of round1) waitingFor.set(r.item, (waitingFor.get(r.item) ?? 0) + 1);
+  for (const item of items) if (item.webhooks.length > 0) waitingFor.set(item, (waitingFor.get(item) ?? 0) + item.webhooks.length);
+  const moves: Promise<void>[] = [];
+  const movable: MessageWork[] = [];
+  const sendMoves = (all: boolean) => {
+    while (movable.length >= BATCH_LIMIT || (all && movable.length > 0)) {
+      const chunk = movable.splice(0, BATCH_LIMIT);
+      moves.push(ctx.graph.batch(chunk.map((item) => item.move!.request!), options).then((results) => {
+        chunk.forEach((item, i) => settle(item, item.move!.step, outcome(results[i]!)));
+      }));
+    }
+  };
+  const release = (item: MessageWork) => {
+    if (!item.move || item.retryLater) return;
+    if (item.move.error) settle(item, item.move.step, { ok: false, error: item.move.error, executed: false });
+    else {
+      movable.push(item);
+      sendMoves(false);
+    }
+  };
+  const settled = (item: MessageWork) => {
+    const left = waitingFor.get(item)! - 1;
+    waitingFor.set(item, left);
+    if (left === 0) release(item);
+  };
+  const first: Promise<void>[] = [];
+  for (let i = 0; i < round1.length; i += BATCH_LIMIT) {
+    const chunk = round1.slice(i, i + BATCH_LIMIT);
+    first.push(ctx.graph.batch(chunk.map((r) => r.request), options).then((results) => {
+      chunk.forEach((r, k) => {
+        for (const s of r.steps) settle(r.item, s, outcome(results[k]!));
+        settled(r.item);
+      });
+    }));
   }
+  first.push(runWebhooks(ctx, items, (item, step, result) => {
+    settle(item, step, result);
+    settled(item);
+  }));
+  for (const item of items) if (!waitingFor.has(item)) release(item);
+  const outcomes = await Promise.allSettled(first);
+  sendMoves(true);
+  // Every Graph request of the page is queued: the caller may ask for the next page, which takes the next free slot.
+  if (outcomes.every((o) => o.status === 'fulfilled')) onQueued?.();
+  outcomes.push(...(await Promise.allSettled(moves)));
+
+  const writes = ledgerWrites(items);
+  const thrown = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (thrown === undefined && transient === undefined) return writes;
+  // What settled is kept even if a batch threw (aborted, refused origin): the replay skips it.
+  await ctx.store.setMany(writes);
+  if (thrown) throw thrown.reason;
+  await ctx.checkpoint();
+  throw transient instanceof Error ? transient : new TransientFailure(String(transient));
 }
 
 async function runWebhooks(ctx: JobContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => void): Promise<void> {
@@ -332,13 +434,20 @@ function isTransient(error: unknown): boolean {
   return error.statusCode === 0 || error.statusCode === 429 || error.statusCode === 424 || error.statusCode >= 500;
 }
 
+/** One message's ledger entry, as written to the job's store. */
+type LedgerWrite = { key: string; value: LedgerEntry; ttlMs: number };
+
+function ledgerWrites(items: MessageWork[]): LedgerWrite[] {
+  return items.map((item) => ({
+    key: item.ledgerKey,
+    value: { done: item.ledger.done, ...(item.pending.size ? { pending: [...item.pending] } : {}) },
+    ttlMs: LEDGER_TTL_MS,
+  }));
+}
+
 /** The ledger entries of many messages in one write (one transaction on SQLite). */
 async function saveLedgers(ctx: JobContext, items: MessageWork[]): Promise<void> {
-  await ctx.store.setMany(items.map((item) => ({
-    key: item.ledgerKey,
-    value: { done: item.ledger.done, ...(item.pending.size ? { pending: [...item.pending] } : {}) } satisfies LedgerEntry,
-    ttlMs: LEDGER_TTL_MS,
-  })));
+  await ctx.store.setMany(ledgerWrites(items));
 }
 
 /**

@@ -127,6 +127,27 @@ function normalizeSpace(s: string): string {
   return s.replace(/[\s\u00a0]+/g, ' ').trim();
 }
 
+/**
+ * The message fields a job's rules read, for delta's `$select`: always sender, subject, date and the
+ * properties the planner's no-op elision reads (isRead, flag, categories, importance); recipients,
+ * attachments and the body only when some rule matches on them. Asking for less halves a delta page
+ * (docs/BENCHMARKS.md). Example: `selectFor([{ match: { to: 'me@x' }, … }])` includes 'toRecipients'.
+ */
+export function selectFor(rules: Rule[]): string[] {
+  const keys = new Set<string>();
+  const walk = (spec: MatchSpec): void => {
+    for (const key of Object.keys(spec)) keys.add(key);
+    for (const inner of spec.any ?? []) walk(inner);
+  };
+  for (const rule of rules) walk(rule.match);
+  const fields = ['subject', 'from', 'receivedDateTime', 'isRead', 'flag', 'categories', 'importance'];
+  if (keys.has('to')) fields.push('toRecipients');
+  if (keys.has('cc')) fields.push('ccRecipients');
+  if (keys.has('hasAttachments')) fields.push('hasAttachments');
+  if (keys.has('bodyContains')) fields.push('body');
+  return fields;
+}
+
 /** True when some rule (also inside `any`) uses bodyContains, so the runner must fetch bodies. */
 export function needsBody(rules: Rule[]): boolean {
   const uses = (spec: MatchSpec): boolean => spec.bodyContains !== undefined || (spec.any ?? []).some(uses);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MatchSpec, Rule } from '../../src/config/jobs-file.ts';
-import { matches, needsBody, planActions, stripHtml, toMessageView } from '../../src/jobs/rules.ts';
+import { matches, needsBody, planActions, selectFor, stripHtml, toMessageView } from '../../src/jobs/rules.ts';
 import type { MessageView } from '../../src/jobs/rules.ts';
 
 const runStart = new Date('2024-06-15T12:00:00Z');
@@ -109,6 +109,23 @@ describe('needsBody', () => {
     assert.equal(needsBody([rule('a', { subjectContains: 'x' }, [{ flag: true }]), rule('b', { bodyContains: 'y' }, [{ flag: true }])]), true);
     assert.equal(needsBody([rule('a', { any: [{ isRead: true }, { any: [{ bodyContains: 'deep' }] }] }, [{ flag: true }])]), true);
     assert.equal(needsBody([]), false);
+  });
+});
+
+describe('selectFor', () => {
+  const base = ['subject', 'from', 'receivedDateTime', 'isRead', 'flag', 'categories', 'importance'];
+  it('asks for recipients, attachments and the body only when a rule matches on them, also inside any', () => {
+    assert.deepEqual(selectFor([rule('a', { fromDomain: 'x.example' }, [{ moveTo: 'X' }])]), base);
+    assert.deepEqual(selectFor([]), base);
+    assert.deepEqual(selectFor([rule('a', { to: 'me@x.example' }, [{ flag: true }]), rule('b', { any: [{ cc: 'c@x.example' }, { any: [{ hasAttachments: true }] }] }, [{ flag: true }])]), [...base, 'toRecipients', 'ccRecipients', 'hasAttachments']);
+    assert.deepEqual(selectFor([rule('a', { bodyContains: 'y' }, [{ flag: true }])]), [...base, 'body']);
+  });
+  it('covers every field the rule engine reads for every match key', () => {
+    const all = rule('all', { from: 'a@x', fromDomain: 'x', to: 'b@x', cc: 'c@x', subjectContains: 's', subjectMatches: 's', bodyContains: 'b', hasAttachments: true, importance: 'high', isRead: true, categories: 'c', olderThanDays: 1 }, [{ flag: true }]);
+    const full = { id: '1', subject: 's', from: { emailAddress: { address: 'a@x' } }, toRecipients: [{ emailAddress: { address: 'b@x' } }], ccRecipients: [{ emailAddress: { address: 'c@x' } }], receivedDateTime: '2020-01-01T00:00:00Z', hasAttachments: true, importance: 'high', isRead: true, categories: ['c'], flag: { flagStatus: 'notFlagged' }, body: { contentType: 'text', content: 'b' } };
+    const selected = Object.fromEntries(Object.entries(full).filter(([k]) => k === 'id' || selectFor([all]).includes(k)));
+    assert.deepEqual(planActions([all], toMessageView(selected), new Date('2026-01-01T00:00:00Z')), planActions([all], toMessageView(full), new Date('2026-01-01T00:00:00Z')));
+    assert.equal(planActions([all], toMessageView(selected), new Date('2026-01-01T00:00:00Z')).length, 1);
   });
 });
 
