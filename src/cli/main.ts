@@ -231,7 +231,7 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-const isEntry = process.argv[1] && /(?:bin\.js|main\.ts)$/.test(process.argv[1]);
+const isEntry = process.argv[1] && /(?:bin\.js|main\.[jt]s)$/.test(process.argv[1]);
 if (isEntry) {
   main(process.argv.slice(2)).then((code) => {
     if (code !== undefined) process.exitCode = code;

@@ -178,7 +178,7 @@ async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile): Promise<vo
     case 'inbox-rules':
       return runInboxRules(ctx, job);
     case 'custom': {
-      const mod = (await import(pathToFileURL(job.module).href)) as { default?: { run?: unknown }; run?: unknown };
+      const mod = (await importJobModule(job.module)) as { default?: { run?: unknown }; run?: unknown };
       const run = (mod.default && typeof mod.default.run === 'function' ? mod.default.run.bind(mod.default) : mod.run) as ((c: JobContext) => unknown) | undefined;
       if (typeof run !== 'function') {
         throw new AgentError('JOBS_FILE_INVALID', `${job.module} does not export a job (an object with run(ctx), or a run function).`, { remedy: 'Export `export default { async run(ctx) { … } }` from the module.' });
@@ -191,3 +191,18 @@ async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile): Promise<vo
   }
 }
 
+let typescriptLoader: Promise<void> | undefined;
+
+/**
+ * A custom job's module. Under the build in dist/ (bin.js runs it when current) nothing loads TypeScript, so
+ * a `.ts` job module first registers tsx, once; under the sources (this file is itself `.ts`) it already is.
+ */
+async function importJobModule(file: string): Promise<unknown> {
+  if (/\.[mc]?ts$/i.test(file) && !import.meta.url.endsWith('.ts')) {
+    typescriptLoader ??= import('tsx/esm/api').then(({ register }) => {
+      register();
+    });
+    await typescriptLoader;
+  }
+  return import(pathToFileURL(file).href);
+}

@@ -14,7 +14,8 @@ import type { DelegatedAuth } from '../auth/index.ts';
 import type { JobRunner, JobRunResult } from '../jobs/index.ts';
 import type { Status } from '../cli/runtime.ts';
 
-const VIEWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
+/** views/ at the package root: two levels up from src/web, three from the build's dist/src/web. */
+const VIEWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), import.meta.url.includes('/dist/src/') ? '../../../views' : '../../views');
 const FLOW_COOKIE = 'ma_signin';
 
 export interface AppDeps {
