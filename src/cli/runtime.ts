@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createAppOnly, DelegatedAuth, type AppOnlyWiring, type TokenProvider } from '../auth/index.ts';
+import { DelegatedAuth } from '../auth/delegated.ts';
+import type { AppOnlyWiring, TokenProvider } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { AgentError } from '../config/errors.ts';
 import { loadJobsFile, type JobsFile } from '../config/jobs-file.ts';
@@ -106,8 +107,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   if (store.lock.scope === 'process' && !/^(memory|sqlite):/i.test(config.storeUrl)) {
     log.warn({ store: config.storeUrl.replace(/\/\/[^@/]*@/, '//…@') }, 'this store offers no lock across processes: run one mailbox-agent process per store (start, or run, not both at once) so a refresh token is never spent twice');
   }
+  // msal-node (~19 MB of RSS) is loaded only for app-only mode.
   const appOnly = config.authMode === 'app-only'
-    ? createAppOnly({ config, endpoints, jobs, store, fetch: fetchImpl, log, notify: notifier, now: options.now })
+    ? (await import('../auth/app-only.ts')).createAppOnly({ config, endpoints, jobs, store, fetch: fetchImpl, log, notify: notifier, now: options.now })
     : undefined;
   const tokens: TokenProvider = appOnly?.tokens ?? auth;
   const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
@@ -200,7 +202,8 @@ async function appOnlyStatus(w: AppOnlyWiring, tokenWorks: boolean) {
 }
 
 async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log: Logger): Promise<{ url: string; caPem: string; clientId: string; sandbox?: Sandbox }> {
-  const { startSandbox, SANDBOX_CLIENT_ID } = await import('../sandbox/index.ts');
+  // The sandbox itself (express, node-forge, …) is loaded only when this process has to start it.
+  const { SANDBOX_CLIENT_ID } = await import('../sandbox/directory.ts');
   const dataDir = path.join(config.dataDir, 'sandbox');
   const url = `https://127.0.0.1:${config.sandboxPort}`;
   if (mode === 'shared' && (await sandboxAnswers(url, path.join(dataDir, 'ca.pem')))) {
@@ -208,6 +211,7 @@ async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log
     return { url, caPem: readFileSync(path.join(dataDir, 'ca.pem'), 'utf8'), clientId: SANDBOX_CLIENT_ID };
   }
   try {
+    const { startSandbox } = await import('../sandbox/index.ts');
     const sandbox = await startSandbox({ dataDir, port: config.sandboxPort });
     return { url: sandbox.url, caPem: sandbox.caPem, clientId: sandbox.clientId, sandbox };
   } catch (error) {

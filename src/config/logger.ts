@@ -1,5 +1,5 @@
 import pino, { type Logger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 
 export type { Logger } from 'pino';
 
@@ -18,7 +18,9 @@ export const REDACT_PATHS = [
 export function createLogger(options: { level?: string; destination?: DestinationStream; pretty?: boolean } = {}): Logger {
   // Humans at a terminal get readable lines; services and pipes get JSON. Redaction applies to both.
   const human = options.pretty ?? (!options.destination && Boolean(process.stderr.isTTY));
-  const destination = options.destination ?? (human ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }) : pino.destination({ fd: 2, sync: true }));
+  // pino-pretty (~10 MB of RSS) is loaded only for a person at a terminal.
+  const pretty = human && !options.destination ? (createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')) : undefined;
+  const destination = options.destination ?? (pretty ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }) : pino.destination({ fd: 2, sync: true }));
   return pino(
     {
       level: options.level ?? 'info',

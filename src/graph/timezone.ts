@@ -1,5 +1,9 @@
-import { findIana, findWindows } from 'windows-iana';
+import { createRequire } from 'node:module';
 import { AgentError } from '../config/errors.ts';
+
+/** windows-iana (~9 MB of RSS with its tables) is loaded on first use, not by every process that imports this. */
+let windowsIana: typeof import('windows-iana') | undefined;
+const zones = () => (windowsIana ??= createRequire(import.meta.url)('windows-iana') as typeof import('windows-iana'));
 
 /**
  * Time zones as Outlook names them. mailboxSettings.timeZone is usually a Windows name
@@ -10,7 +14,7 @@ export function toIana(name: string): string {
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
   } catch {
-    const iana = findIana(name)[0];
+    const iana = zones().findIana(name)[0];
     if (iana) return iana;
     throw new AgentError('CONFIG_INVALID', `Unknown time zone "${name}".`, {
       remedy: 'Set timezone: in the jobs file to an IANA name such as Europe/Berlin, or fix the mailbox\'s time zone in Outlook settings.',
@@ -20,7 +24,7 @@ export function toIana(name: string): string {
 
 /** The Windows name Graph's `Prefer: outlook.timezone` knows best, or the IANA name when there is none. */
 export function toWindows(iana: string): string {
-  return findWindows(iana)[0] ?? iana;
+  return zones().findWindows(iana)[0] ?? iana;
 }
 
 /** Offset of `zone` from UTC at `ms`, in ms (positive east of Greenwich). */
