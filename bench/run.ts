@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (= node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
+ * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--cli yes|no] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
  *
  * The sandbox runs in its own process with 25 ms latency per HTTP request (a `$batch` pays it once: batching
  * saves round trips [json-batching]) and the 4-concurrent limit (batch sub-requests hold the slots); each
@@ -9,6 +9,10 @@
  * 4 in flight). --strict (default yes) runs the agent and the floor again with every `$batch` sub-request
  * also taking 25 ms in its slot (batching then saves no server time at all; naive has no batches, so it is
  * the same in both models). Then the agent alone on a 50,000-message inbox (no latency) for peak RSS.
+ * --cli (default yes): the real binary too, `mailbox-agent run bench --json` on the same 50,000 messages,
+ * signed in with the device-code flow, once as bin.js loads it (the build in dist/, current after `npm run
+ * build`, which `npm run bench` does first) and once from the sources through tsx (MAILBOX_AGENT_SOURCES=1);
+ * its peak RSS includes everything the CLI loads (bench/cli-run.ts).
  * Peak RSS is the client process's maxRSS when its work is done (the agent: after its first run), before the
  * bench reads the sandbox's request log to count token requests.
  * --mem-timeline: each client samples process.memoryUsage() every 100 ms into a TSV (path printed) and
@@ -20,6 +24,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { runCli, signedInAgent, type CliRun } from './cli-run.ts';
 import { admin, sandboxFetch, USER, type SandboxInfo } from './common.ts';
 
 const args = process.argv.slice(2);
@@ -31,6 +36,7 @@ const messages = Number(opt('messages', '5000'));
 const only = opt('only', 'agent,floor,naive').split(',');
 const big = Number(opt('big', '50000'));
 const strict = opt('strict', 'yes') !== 'no';
+const withCli = opt('cli', 'yes') !== 'no';
 const here = path.dirname(new URL(import.meta.url).pathname);
 const memTimeline = args.includes('--mem-timeline');
 const nodeFlags = opt('node-flags', '').split(' ').filter(Boolean);
@@ -60,11 +66,24 @@ async function scenario(kind: string, count: number, latencyMs: number, subReque
   return JSON.parse(result);
 }
 
+/** The real binary (`run bench --json`) on the big inbox, as bin.js loads it (the build when current) and from the sources. */
+async function cliScenario(count: number, sources: boolean): Promise<CliRun> {
+  const env = await signedInAgent(sb, f);
+  await admin(sb, f, `/mailbox/${USER}/generate`, { count, seed: 4242 });
+  await admin(sb, f, '/options', { latencyMs: 0, subRequestMs: 0, maxConcurrentPerMailbox: 4 });
+  process.stderr.write(`… mailbox-agent run (the CLI${sources ? ', sources through tsx' : ''}): ${count} messages, no latency\n`);
+  return runCli(sources ? { ...env, MAILBOX_AGENT_SOURCES: '1' } : env);
+}
+
 const results: Record<string, Record<string, any>> = {};
 try {
   for (const kind of only) results[kind] = await scenario(kind, messages, 25);
   if (strict) for (const kind of only.filter((k) => k !== 'naive')) results[`${kind}Strict`] = await scenario(kind, messages, 25, 25);
   if (big > 0) results.big = await scenario('agent', big, 0);
+  if (big > 0 && withCli) {
+    results.cli = await cliScenario(big, false) as unknown as Record<string, any>;
+    results.cliSources = await cliScenario(big, true) as unknown as Record<string, any>;
+  }
 } finally {
   child.kill('SIGTERM');
 }
@@ -78,6 +97,7 @@ if (results.naive) row('naive', results.naive);
 if (results.agentStrict) row('agent, strict model (25 ms per sub-request too)', results.agentStrict);
 if (results.floorStrict) row('floor, strict model', results.floorStrict);
 if (results.big) row(`agent, ${big} messages, no latency`, results.big);
+for (const r of [results.cli, results.cliSources]) if (r) row(`\`mailbox-agent run\` (${r.loaded === 'compiled' ? 'the build in dist/' : 'sources through tsx'}), ${big} messages, no latency`, { ...r, tokenRequests: '—' });
 console.log(rows.join('\n'));
 if (results.agent) {
   const a = results.agent;

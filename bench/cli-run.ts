@@ -1,0 +1,77 @@
+/**
+ * The agent as a user runs it: `mailbox-agent run bench --json`, the real binary in its own process, with
+ * the whole CLI loaded (configuration, store, delegated sign-in and token refresh, every module), signed in
+ * with the device-code flow against the bench's sandbox. Its peak RSS is read by bench/peak-rss.mjs, a
+ * preload that writes `process.resourceUsage().maxRSS` as the process exits.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { parseForm } from '../test/helpers/harness.ts';
+import { RULES, USER, type SandboxInfo } from './common.ts';
+import type { FetchLike } from '../src/config/transport.ts';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const BIN = path.join(here, '../src/cli/bin.js');
+
+export interface CliRun {
+  wallMs: number;
+  peakRssMb: number;
+  graphRequests: number;
+  examined: number;
+  actions: number;
+  /** 'compiled' when bin.js ran the build in dist/, 'tsx' when it compiled the sources as it loaded them. */
+  loaded: string;
+}
+
+/** A data dir whose agent talks to the running sandbox (DATA_DIR/sandbox/ca.pem + SANDBOX_PORT) and is signed in as alice. */
+export async function signedInAgent(sb: SandboxInfo, f: FetchLike): Promise<Record<string, string>> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ma-bench-cli-'));
+  mkdirSync(path.join(dir, 'sandbox'));
+  writeFileSync(path.join(dir, 'sandbox', 'ca.pem'), sb.caPem);
+  writeFileSync(path.join(dir, 'agent.config.yaml'), stringify({ jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules: RULES }] }));
+  const env = { DATA_DIR: dir, AGENT_CONFIG: path.join(dir, 'agent.config.yaml'), SANDBOX_PORT: new URL(sb.url).port, LOG_LEVEL: 'warn' };
+  const signin = spawn(process.execPath, [BIN, 'signin', '--device'], { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  signin.stderr.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((r) => signin.on('close', r));
+  const { url, code } = await new Promise<{ url: string; code: string }>((resolve, reject) => {
+    signin.stdout.on('data', (d) => {
+      out += d;
+      const url = /URL: +(\S+)/.exec(out)?.[1];
+      const code = /code: +(\S+)/.exec(out)?.[1];
+      if (url && code) resolve({ url, code });
+    });
+    void exit.then(() => reject(new Error(`signin --device exited before printing a code: ${out} ${err}`)));
+  });
+  const page = await f(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ otc: code }).toString() });
+  const form = parseForm(await page.text());
+  Object.assign(form.fields, { username: USER, password: 'sandbox' });
+  await (await f(new URL(form.action, url).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form.fields).toString() })).text();
+  if ((await exit) !== 0) throw new Error(`signin --device failed: ${out} ${err}`);
+  return env;
+}
+
+/** `mailbox-agent run bench --json` once; its own peak RSS, not the bench's. */
+export async function runCli(env: Record<string, string>): Promise<CliRun> {
+  const rssFile = path.join(env.DATA_DIR!, `peak-rss-${Date.now()}`);
+  const start = performance.now();
+  const child = spawn(process.execPath, ['--import', path.join(here, 'peak-rss.mjs'), BIN, 'run', 'bench', '--json'], {
+    cwd: env.DATA_DIR,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, MA_PEAK_RSS_FILE: rssFile },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  const wallMs = performance.now() - start;
+  const result = JSON.parse(out.trim().split('\n').findLast((l) => l.startsWith('{')) ?? '{}') as { ok?: boolean; error?: string; graphRequests: number; examined: number; actions: unknown[] };
+  if (code !== 0 || !result.ok) throw new Error(`run bench exited with ${code}: ${result.error ?? ''} ${err}`);
+  const [maxRssKb, loaded] = readFileSync(rssFile, 'utf8').split(' ');
+  return { wallMs, peakRssMb: Math.round(Number(maxRssKb) / 1024), graphRequests: result.graphRequests, examined: result.examined, actions: result.actions.length, loaded: loaded ?? 'unknown' };
+}
