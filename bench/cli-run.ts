@@ -9,12 +9,11 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { parseForm } from '../test/helpers/harness.ts';
+import { BIN, onTheDevicePage, startDeviceSignin } from '../test/helpers/cli.ts';
 import { RULES, USER, type SandboxInfo } from './common.ts';
 import type { FetchLike } from '../src/config/transport.ts';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-const BIN = path.join(here, '../src/cli/bin.js');
 
 export interface CliRun {
   wallMs: number;
@@ -33,25 +32,11 @@ export async function signedInAgent(sb: SandboxInfo, f: FetchLike): Promise<Reco
   writeFileSync(path.join(dir, 'sandbox', 'ca.pem'), sb.caPem);
   writeFileSync(path.join(dir, 'agent.config.yaml'), stringify({ jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules: RULES }] }));
   const env = { DATA_DIR: dir, AGENT_CONFIG: path.join(dir, 'agent.config.yaml'), SANDBOX_PORT: new URL(sb.url).port, LOG_LEVEL: 'warn' };
-  const signin = spawn(process.execPath, [BIN, 'signin', '--device'], { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  signin.stderr.on('data', (d) => (err += d));
-  const exit = new Promise<number | null>((r) => signin.on('close', r));
-  const { url, code } = await new Promise<{ url: string; code: string }>((resolve, reject) => {
-    signin.stdout.on('data', (d) => {
-      out += d;
-      const url = /URL: +(\S+)/.exec(out)?.[1];
-      const code = /code: +(\S+)/.exec(out)?.[1];
-      if (url && code) resolve({ url, code });
-    });
-    void exit.then(() => reject(new Error(`signin --device exited before printing a code: ${out} ${err}`)));
-  });
-  const page = await f(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ otc: code }).toString() });
-  const form = parseForm(await page.text());
-  Object.assign(form.fields, { username: USER, password: 'sandbox' });
-  await (await f(new URL(form.action, url).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form.fields).toString() })).text();
-  if ((await exit) !== 0) throw new Error(`signin --device failed: ${out} ${err}`);
+  const signin = startDeviceSignin(env, dir);
+  const { url, userCode } = await signin.code;
+  await onTheDevicePage(f, url, userCode, { user: USER });
+  const done = await signin.exit;
+  if (done.code !== 0) throw new Error(`signin --device failed: ${done.stdout} ${done.stderr}`);
   return env;
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { buildIsCurrent } from '../../src/cli/build-check.js';
+import { BIN } from '../helpers/cli.ts';
 import { REPO } from '../helpers/harness.ts';
 
 /** A package root with src/a.ts, src/sub/b.ts and their builds, each built a minute after its source. */
@@ -39,7 +40,7 @@ describe('bin.js runs the build in dist/ only when it is current', () => {
   test('the real binary loads the build when it is current, else the sources; both answer the same', () => {
     const mode = (env: Record<string, string>) => {
       const file = path.join(mkdtempSync(path.join(tmpdir(), 'ma-bin-')), 'rss');
-      const r = spawnSync(process.execPath, ['--import', path.join(REPO, 'bench/peak-rss.mjs'), path.join(REPO, 'src/cli/bin.js'), '--help'], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, MA_PEAK_RSS_FILE: file }, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['--import', path.join(REPO, 'bench/peak-rss.mjs'), BIN, '--help'], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, MA_PEAK_RSS_FILE: file }, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       return { loaded: readFileSync(file, 'utf8').split(' ')[1], help: r.stdout };
     };

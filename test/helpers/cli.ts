@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { REPO } from './harness.ts';
+import type { FetchLike } from '../../src/config/transport.ts';
+import { parseForm, REPO } from './harness.ts';
 
 export const BIN = path.join(REPO, 'src/cli/bin.js');
 
@@ -20,4 +21,33 @@ export function cli(args: string[], env: Record<string, string>, cwd: string, op
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Starts `mailbox-agent signin --device`; `code` resolves as soon as it prints the URL and code, `exit` when it ends. */
+export function startDeviceSignin(env: Record<string, string>, cwd: string) {
+  const child = spawn(process.execPath, [BIN, 'signin', '--device'], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = new Promise<{ url: string; userCode: string }>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const url = /URL: +(\S+)/.exec(stdout)?.[1];
+      const userCode = /code: +(\S+)/.exec(stdout)?.[1];
+      if (url && userCode) resolve({ url, userCode });
+    });
+    child.on('close', () => reject(new Error(`exited before printing a code: ${stdout} ${stderr}`)));
+  });
+  const exit = new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => child.on('close', (c) => resolve({ code: c ?? -1, stdout, stderr })));
+  return { code, exit };
+}
+
+/** What a person does on another device: open the URL, type the code, sign in (password "sandbox") or cancel. */
+export async function onTheDevicePage(fetch: FetchLike, url: string, userCode: string, choice: { user: string } | 'cancel'): Promise<string> {
+  const codePage = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ otc: userCode }).toString() });
+  const form = parseForm(await codePage.text());
+  if (choice === 'cancel') form.fields.action = 'cancel';
+  else Object.assign(form.fields, { username: choice.user, password: 'sandbox' });
+  const done = await fetch(new URL(form.action, url).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form.fields).toString() });
+  return done.text();
 }
