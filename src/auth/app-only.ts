@@ -44,11 +44,12 @@ export interface AppOnlyAuthOptions {
   now?: () => number;
 }
 
+/**
+ * What the agent knows of its app token without reading it: access tokens are opaque to clients
+ * (docs/microsoft-notes.md "Access tokens are opaque"), so nothing here comes from decoding one.
+ */
 export interface AppTokenFacts {
-  /** The enterprise application's (service principal's) object id: the `oid` of the app token. */
-  oid: string;
   tid: string;
-  roles: string[];
   expiresAt: string;
   obtainedAt: string;
 }
@@ -138,11 +139,8 @@ export class AppOnlyAuth implements TokenProvider {
       throw await this.fail(error);
     }
     if (!result?.accessToken) throw await this.fail(new Error('the token endpoint returned no access token'));
-    const claims = decodeClaims(result.accessToken);
     const facts: AppTokenFacts = {
-      oid: typeof claims.oid === 'string' ? claims.oid : '',
-      tid: typeof claims.tid === 'string' ? claims.tid : result.tenantId,
-      roles: Array.isArray(claims.roles) ? claims.roles.map(String) : [],
+      tid: result.tenantId || this.opts.tenant,
       expiresAt: (result.expiresOn ?? new Date(this.now() + 3600_000)).toISOString(),
       obtainedAt: new Date(this.now()).toISOString(),
     };
@@ -154,14 +152,14 @@ export class AppOnlyAuth implements TokenProvider {
     return result.accessToken;
   }
 
-  /** The last token's non-secret facts (service principal oid, tenant, roles, expiry). */
+  /** The last token's non-secret facts (tenant, expiry), from the token response, never from the token. */
   async lastToken(): Promise<AppTokenFacts | undefined> {
     return this.opts.store.get<AppTokenFacts>(LAST_KEY);
   }
 
   /**
-   * `account` keeps the contract's shape: `upn` is MAILBOX (the one mailbox the app acts on), `oid` the app's
-   * service principal object id (from the token), `tid` the tenant id.
+   * `account` keeps the contract's shape: `upn` is MAILBOX (the one mailbox the app acts on), `tid` the tenant;
+   * `oid` is empty: it would name the app's service principal, which only the (opaque) access token carries.
    */
   async status(): Promise<AuthStatus> {
     let error: unknown;
@@ -171,7 +169,7 @@ export class AppOnlyAuth implements TokenProvider {
       error = caught;
     }
     const last = await this.lastToken();
-    const account = { upn: this.opts.mailbox, oid: last?.oid ?? '', tid: last?.tid ?? this.opts.tenant };
+    const account = { upn: this.opts.mailbox, oid: '', tid: last?.tid ?? this.opts.tenant };
     if (error && (error as AgentError).code === 'AUTH_TRANSIENT') {
       // A passing network fault is not a person's problem: the next call retries.
       return { mode: 'app-only', state: 'ready', account, reason: (error as Error).message, remedy: (error as AgentError).remedy, accessTokenExpiresAt: last?.expiresAt, lastRefreshAt: last?.obtainedAt };
@@ -259,14 +257,6 @@ export function networkClientOver(fetchImpl: FetchLike, hosts?: Set<string>): IN
     sendGetRequestAsync: (url, options, timeout) => send('GET', url, options, timeout),
     sendPostRequestAsync: (url, options) => send('POST', url, options),
   };
-}
-
-function decodeClaims(jwt: string): Record<string, unknown> {
-  try {
-    return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
 }
 
 export interface AppOnlyWiring {

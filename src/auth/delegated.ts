@@ -539,6 +539,7 @@ export class DelegatedAuth implements TokenProvider {
         state: 'ready',
         account: publicAccount(account),
         accessTokenExpiresAt: tokens.accessTokenExpiresAt ? new Date(tokens.accessTokenExpiresAt).toISOString() : undefined,
+        ...(tokens.scope ? { grantedScopes: tokens.scope.split(/\s+/).filter(Boolean) } : {}),
         lastRefreshAt: new Date(tokens.lastRefreshAt).toISOString(),
         refreshTokenIssuedAt: new Date(tokens.refreshTokenIssuedAt).toISOString(),
         refreshTokenAgeDays: Math.max(0, Math.round(((this.now() - tokens.refreshTokenIssuedAt) / 86_400_000) * 10) / 10),

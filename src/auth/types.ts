@@ -30,6 +30,8 @@ export interface AuthStatus {
   reason?: string;
   remedy?: string;
   accessTokenExpiresAt?: string;
+  /** Delegated: the scopes the token response granted (its `scope`), when it named them. */
+  grantedScopes?: string[];
   lastRefreshAt?: string;
   refreshTokenIssuedAt?: string;
   /** Days since the stored refresh token was issued (Entra: it dies after 90 days unused). */

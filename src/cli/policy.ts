@@ -28,7 +28,8 @@ export async function runPolicy(args: string[], env: NodeJS.ProcessEnv): Promise
   }
   let config: Config | undefined;
   try {
-    config = loadConfig(env);
+    // A setup helper: an app-only setup without its credential or canary yet is what it is for.
+    config = loadConfig(env, { forSetup: true });
   } catch (error) {
     if (!(values['app-id'] && values.mailbox)) throw error;
   }

@@ -157,6 +157,7 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
     ...(auth.reason && !confinementProblem ? { reason: auth.reason } : {}),
     ...(auth.remedy && !confinementProblem ? { remedy: auth.remedy } : {}),
     ...(auth.accessTokenExpiresAt ? { accessTokenExpiresAt: auth.accessTokenExpiresAt } : {}),
+    ...(auth.grantedScopes ? { grantedScopes: auth.grantedScopes } : {}),
     ...(auth.lastRefreshAt ? { lastRefreshAt: auth.lastRefreshAt } : {}),
     ...(auth.refreshTokenIssuedAt ? { refreshTokenIssuedAt: auth.refreshTokenIssuedAt } : {}),
     ...(auth.refreshTokenAgeDays !== undefined ? { refreshTokenAgeDays: auth.refreshTokenAgeDays } : {}),
@@ -186,7 +187,6 @@ function localSandboxTrust(config: Config): { origins: string[]; caPem: string }
 async function appOnlyStatus(w: AppOnlyWiring, tokenWorks: boolean) {
   // A stale or missing proof is renewed here (a confined one is cached for CONFINEMENT_TTL).
   const proof = tokenWorks ? await w.guard.current().catch(() => w.guard.lastProof()) : await w.guard.lastProof();
-  const last = await w.auth.lastToken();
   const allowed = proof?.state === 'unconfined' && w.guard.allowUnconfined;
   return {
     mayRun: proof?.state === 'confined' || allowed,
@@ -194,7 +194,7 @@ async function appOnlyStatus(w: AppOnlyWiring, tokenWorks: boolean) {
       ...(w.auth.credential.warning ? [`${w.auth.credential.warning} Renew it: mailbox-agent cert create, upload, update .env.`] : []),
       ...(allowed ? ['UNCONFINED: the app can read other mailboxes; running anyway because ALLOW_UNCONFINED=true.'] : []),
     ],
-    app: { clientId: w.guard.clientId, credential: w.auth.credential, roles: last?.roles ?? [], requiredPermissions: w.permissions.application },
+    app: { clientId: w.guard.clientId, credential: w.auth.credential, requiredPermissions: w.permissions.application },
     confinement: proof
       ? { state: proof.state, checkedAt: proof.checkedAt, mailbox: proof.mailbox, canary: proof.canary, reason: proof.reason, ...(proof.mechanism ? { mechanism: proof.mechanism } : {}), ...(proof.remedy ? { remedy: proof.remedy } : {}), ...(proof.state === 'unconfined' ? { fix: w.guard.script() } : {}) }
       : { state: 'unproven' as const, reason: 'Confinement is not proven yet: the proof runs at start, before each run when older than CONFINEMENT_TTL, and in doctor.', remedy: 'Run mailbox-agent doctor.' },

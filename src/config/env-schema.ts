@@ -9,6 +9,8 @@ export interface EnvVar {
   description: string;
   /** Shown in .env.example; undefined = no default. */
   default?: string;
+  /** A default computed from other variables (shown in .env.example instead of `default`), e.g. from PORT. */
+  derivedDefault?: string;
   schema: z.ZodType<unknown>;
 }
 
@@ -30,7 +32,7 @@ export const ENV_VARS: EnvVar[] = [
   { key: 'MS_CLIENT_SECRET_EXPIRES', description: "Optional: the date MS_CLIENT_SECRET expires (YYYY-MM-DD, from the app registration's Certificates & secrets); status and doctor warn 30 days before.", schema: z.iso.date({ error: 'must be a date such as 2026-12-31' }).optional() },
   { key: 'MS_CLIENT_CERT', description: 'Path of the PEM certificate registered on the app (app-only; preferred over a secret).', schema: optionalString },
   { key: 'MS_CLIENT_KEY', description: 'Path of the PEM private key of MS_CLIENT_CERT.', schema: optionalString },
-  { key: 'MS_REDIRECT_URI', default: 'http://localhost:3000/auth/callback', description: 'Redirect URI registered on the app (platform "Mobile and desktop applications" or "Web").', schema: httpsOrHttpUrl },
+  { key: 'MS_REDIRECT_URI', derivedDefault: 'http://localhost:{PORT}/auth/callback', description: 'Redirect URI registered on the app (platform "Mobile and desktop applications" or "Web"). Unset: follows PORT; Entra ignores the port of a localhost redirect URI, so registering http://localhost/auth/callback covers every PORT.', schema: httpsOrHttpUrl },
   { key: 'MS_AUTHORITY_HOST', default: 'https://login.microsoftonline.com', description: 'Identity provider host; endpoints come from OIDC discovery under {host}/{tenant}/v2.0. Change for national clouds or another provider.', schema: httpsOrHttpUrl },
   { key: 'MS_GRAPH_URL', default: 'https://graph.microsoft.com', description: 'Microsoft Graph base URL; the access token is sent to this origin and no other.', schema: httpsOrHttpUrl },
   { key: 'AUTH_MODE', default: 'delegated', description: "'delegated' (you sign in once) or 'app-only' (client credentials, confined to MAILBOX).", schema: z.enum(['delegated', 'app-only'], { error: "must be 'delegated' or 'app-only'" }) },

@@ -20,6 +20,8 @@ export interface Config {
   clientCertPath?: string;
   clientKeyPath?: string;
   redirectUri: URL;
+  /** True when MS_REDIRECT_URI is unset and the redirect URI follows PORT. */
+  redirectUriIsDefault: boolean;
   authorityHost: URL;
   graphUrl: URL;
   authMode: 'delegated' | 'app-only';
@@ -46,14 +48,16 @@ export interface ConfigProblem {
   key: string;
   message: string;
   line?: number;
+  /** Where the bad value came from, so the message says where to fix it: a `.env` line, the environment, or not set. */
+  where?: string;
 }
 
 export class ConfigError extends AgentError {
   readonly problems: ConfigProblem[];
-  constructor(problems: ConfigProblem[], source: string) {
-    const lines = problems.map((p) => `  - ${p.line ? `${source}:${p.line} ` : ''}${p.key}: ${p.message}`);
+  constructor(problems: ConfigProblem[]) {
+    const lines = problems.map((p) => `  - ${p.key}: ${p.message}${p.where ? ` [${p.where}]` : ''}`);
     super('CONFIG_INVALID', `The configuration is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, {
-      remedy: `Fix ${problems.length === 1 ? 'it' : 'them'} in ${source} or the environment; every variable is described in .env.example.`,
+      remedy: `Fix ${problems.length === 1 ? 'it' : 'each'} where it is set (a line of the .env file, or a variable of the environment the agent starts in); every variable is described in .env.example.`,
     });
     this.problems = problems;
   }
@@ -65,10 +69,10 @@ const OUR_PREFIXES = /^(MS_|AUTH_|TOKEN_|STORE_|NOTIFY_|CANARY_|CONFINEMENT_|ALL
 /**
  * Reads a `.env` file strictly: every line must be blank, a comment, or KEY=VALUE.
  * dotenv alone skips lines it cannot parse, which would hide a typo such as `MS_CLIENT_ID 1234`.
- * Example: `readEnvFile('.env')` → `{ values: { MS_CLIENT_ID: '…' }, problems: [] }`.
+ * Example: `readEnvFile('.env')` → `{ values: { MS_CLIENT_ID: '…' }, problems: [], lines: Map { 'MS_CLIENT_ID' => 3 } }`.
  */
-export function readEnvFile(file: string): { values: Record<string, string>; problems: ConfigProblem[] } {
-  if (!existsSync(file)) return { values: {}, problems: [] };
+export function readEnvFile(file: string): { values: Record<string, string>; problems: ConfigProblem[]; lines: Map<string, number> } {
+  if (!existsSync(file)) return { values: {}, problems: [], lines: new Map() };
   const text = readFileSync(file, 'utf8');
   const problems: ConfigProblem[] = [];
   const keyLines = new Map<string, number>();
@@ -98,13 +102,18 @@ export function readEnvFile(file: string): { values: Record<string, string>; pro
   if (quote) problems.push({ key: 'quote', message: `a ${quote}-quoted value is never closed. Close the quote.` });
   const values = dotenv.parse(text);
   for (const [k, line] of keyLines) if (!(k in values)) problems.push({ key: k, line, message: 'could not be parsed. Check its quotes.' });
-  return { values, problems };
+  return { values, problems, lines: keyLines };
 }
 
 export interface LoadConfigOptions {
   /** Path of the .env file; default `.env` in cwd. Values in `env` win over the file, as with dotenv. */
   envFile?: string | false;
   cwd?: string;
+  /**
+   * For setup helpers (`policy`, `cert`): skip the checks that only a finished setup passes (app-only's
+   * credential, MAILBOX and CANARY_MAILBOX), since the helpers are how a person gets there.
+   */
+  forSetup?: boolean;
 }
 
 /**
@@ -114,46 +123,60 @@ export interface LoadConfigOptions {
 export function loadConfig(env: Record<string, string | undefined>, options: LoadConfigOptions = {}): Config {
   const cwd = options.cwd ?? process.cwd();
   const envFile = options.envFile === false ? undefined : path.resolve(cwd, options.envFile ?? '.env');
-  const fromFile = envFile ? readEnvFile(envFile) : { values: {}, problems: [] };
-  const problems: ConfigProblem[] = [...fromFile.problems];
+  const fileName = envFile ? path.relative(cwd, envFile) || '.env' : '.env';
+  const fromFile = envFile ? readEnvFile(envFile) : { values: {}, problems: [], lines: new Map<string, number>() };
+  const problems: ConfigProblem[] = fromFile.problems.map((p) => ({ ...p, where: p.line ? `${fileName} line ${p.line}` : fileName }));
   const merged: Record<string, string | undefined> = { ...fromFile.values };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
+  const origin = new Map<string, string>();
+  for (const [k, line] of fromFile.lines) origin.set(k, `set in ${fileName} line ${line}`);
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue;
+    merged[k] = v;
+    origin.set(k, 'set in the environment');
+  }
+  const whereIs = (key: string) => origin.get(key) ?? 'not set';
 
   const values: Record<string, unknown> = {};
   for (const v of ENV_VARS) {
     let raw = merged[v.key];
+    let where = whereIs(v.key);
     if (raw !== undefined && raw.trim() === '') raw = undefined;
-    raw ??= v.default;
+    if (raw === undefined && v.default !== undefined) [raw, where] = [v.default, 'the default'];
     if (raw === undefined) continue;
     const result = v.schema.safeParse(raw);
     if (result.success) values[v.key] = result.data;
-    else problems.push({ key: v.key, message: `${result.error.issues[0]?.message ?? 'is invalid'} (got "${redactValue(v.key, raw)}").` });
+    else problems.push({ key: v.key, where, message: `${result.error.issues[0]?.message ?? 'is invalid'} (got "${redactValue(v.key, raw)}").` });
   }
   const get = <T>(key: string) => values[key] as T;
+  const problem = (key: string, message: string) => problems.push({ key, where: whereIs(key), message });
 
   const clientId = get<string | undefined>('MS_CLIENT_ID');
   const authMode = get<Config['authMode']>('AUTH_MODE') ?? 'delegated';
   const host = get<string>('HOST') ?? '127.0.0.1';
   const adminPassword = get<string | undefined>('ADMIN_PASSWORD');
   if (host && !isLoopback(host) && !adminPassword) {
-    problems.push({ key: 'HOST', message: `is "${host}", reachable from other machines, but ADMIN_PASSWORD is not set. Set ADMIN_PASSWORD, or HOST=127.0.0.1 and reach the UI through an SSH tunnel.` });
+    problem('HOST', `is "${host}", reachable from other machines, but ADMIN_PASSWORD is not set. Set ADMIN_PASSWORD, or HOST=127.0.0.1 and reach the UI through an SSH tunnel.`);
   }
   const cert = get<string | undefined>('MS_CLIENT_CERT');
   const key = get<string | undefined>('MS_CLIENT_KEY');
   if (Boolean(cert) !== Boolean(key)) {
-    problems.push({ key: cert ? 'MS_CLIENT_KEY' : 'MS_CLIENT_CERT', message: 'MS_CLIENT_CERT and MS_CLIENT_KEY go together. Set both paths (mailbox-agent cert create makes a pair).' });
+    problem(cert ? 'MS_CLIENT_KEY' : 'MS_CLIENT_CERT', 'MS_CLIENT_CERT and MS_CLIENT_KEY go together. Set both paths (mailbox-agent cert create makes a pair).');
   }
   for (const [k, p] of [['MS_CLIENT_CERT', cert], ['MS_CLIENT_KEY', key]] as const) {
-    if (p && !existsSync(path.resolve(cwd, p))) problems.push({ key: k, message: `names ${p}, which does not exist. Fix the path.` });
+    if (p && !existsSync(path.resolve(cwd, p))) problem(k, `names ${p}, which does not exist. Fix the path.`);
   }
-  if (authMode === 'app-only') {
-    if (!clientId) problems.push({ key: 'MS_CLIENT_ID', message: 'is required with AUTH_MODE=app-only. Set the client id of the app registration.' });
-    if (!get('MAILBOX')) problems.push({ key: 'MAILBOX', message: 'is required with AUTH_MODE=app-only: the one mailbox the agent may touch.' });
-    if (!get('CANARY_MAILBOX')) problems.push({ key: 'CANARY_MAILBOX', message: 'is required with AUTH_MODE=app-only: another mailbox the agent must NOT be able to read, to prove confinement.' });
-    if (!cert && !get('MS_CLIENT_SECRET')) problems.push({ key: 'MS_CLIENT_CERT', message: 'app-only needs a credential: set MS_CLIENT_CERT and MS_CLIENT_KEY (preferred) or MS_CLIENT_SECRET.' });
+  if (authMode === 'app-only' && !options.forSetup) {
+    if (!clientId) problem('MS_CLIENT_ID', 'is required with AUTH_MODE=app-only. Set the client id of the app registration.');
+    if (!get('MAILBOX')) problem('MAILBOX', 'is required with AUTH_MODE=app-only: the one mailbox the agent may touch.');
+    if (!get('CANARY_MAILBOX')) problem('CANARY_MAILBOX', 'is required with AUTH_MODE=app-only: another mailbox the agent must NOT be able to read, to prove confinement.');
+    if (!cert && !get('MS_CLIENT_SECRET')) problem('MS_CLIENT_CERT', 'app-only needs a credential: set MS_CLIENT_CERT and MS_CLIENT_KEY (preferred; mailbox-agent cert create makes a pair) or MS_CLIENT_SECRET.');
   }
-  if (problems.length) throw new ConfigError(problems, envFile && existsSync(envFile) ? path.relative(cwd, envFile) || '.env' : 'the environment');
+  if (problems.length) throw new ConfigError(problems);
 
+  const port = get<number>('PORT');
+  // Entra ignores the port of a localhost redirect URI (docs/microsoft-notes.md "Loopback redirect URIs"), so the
+  // default follows PORT and one registration of http://localhost/auth/callback serves every port.
+  const redirectUri = get<string | undefined>('MS_REDIRECT_URI') ?? `http://localhost:${port}/auth/callback`;
   const tokenKey = get<string | undefined>('TOKEN_KEY');
   const notifyUrl = get<string | undefined>('NOTIFY_URL');
   return {
@@ -164,7 +187,8 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     clientSecretExpiresAt: get<string | undefined>('MS_CLIENT_SECRET_EXPIRES') ? new Date(`${get<string>('MS_CLIENT_SECRET_EXPIRES')}T00:00:00Z`) : undefined,
     clientCertPath: cert && path.resolve(cwd, cert),
     clientKeyPath: key && path.resolve(cwd, key),
-    redirectUri: new URL(get<string>('MS_REDIRECT_URI')),
+    redirectUri: new URL(redirectUri),
+    redirectUriIsDefault: get<string | undefined>('MS_REDIRECT_URI') === undefined,
     authorityHost: new URL(get<string>('MS_AUTHORITY_HOST')),
     graphUrl: new URL(get<string>('MS_GRAPH_URL')),
     authMode,
@@ -172,7 +196,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     storeUrl: get<string>('STORE_URL'),
     tokenKey: tokenKey ? Buffer.from(tokenKey, 'base64') : undefined,
     host,
-    port: get<number>('PORT'),
+    port,
     adminPassword,
     trustProxy: get<boolean>('TRUST_PROXY'),
     agentConfigPath: path.resolve(cwd, get<string>('AGENT_CONFIG')),

@@ -13,7 +13,7 @@ test('.env.example documents every variable of the schema, with its default, and
   assert.deepEqual(documented.map(([k]) => k).sort(), ENV_VARS.map((v) => v.key).sort());
   for (const [key, value] of documented) {
     const v = ENV_VARS.find((e) => e.key === key)!;
-    assert.equal(value, v.default ?? '', `default of ${key} in .env.example`);
+    assert.equal(value, v.default ?? v.derivedDefault ?? '', `default of ${key} in .env.example`);
     assert.ok(text.includes(v.description), `description of ${key} in .env.example`);
   }
 });
@@ -40,6 +40,8 @@ test('every bad key is reported at once, each with its fix', () => {
       assert.match(error.message, /TOKEN_KEY: must be 32 bytes in base64; make one with/);
       assert.match(error.message, /CONFINEMENT_TTL: must be a duration such as 90s/);
       assert.doesNotMatch(error.message, /c2hvcnQ=/, 'a key value is never echoed');
+      assert.match(error.message, /PORT: must be a port number \(got "eighty"\)\. \[set in the environment\]/, 'says where the bad value came from');
+      assert.doesNotMatch(error.remedy ?? '', /the environment or the environment/);
       assert.equal(error.code, 'CONFIG_INVALID');
       return true;
     },
@@ -65,12 +67,40 @@ test('a broken .env names the line and the fix; the environment wins over the fi
   const { problems } = readEnvFile(path.join(dir, '.env'));
   assert.deepEqual(problems.map((p) => [p.line, p.key]), [[2, 'MS_CLIENT_ID 1234'], [3, 'MS_CLIENTID'], [5, 'PORT']]);
   assert.match(problems[1]!.message, /Did you mean MS_CLIENT_ID\?/);
-  assert.throws(() => loadConfig({}, { cwd: dir }), /\.env:2 MS_CLIENT_ID 1234: is not KEY=VALUE/);
+  assert.throws(() => loadConfig({}, { cwd: dir }), /MS_CLIENT_ID 1234: is not KEY=VALUE.* \[\.env line 2\]/);
 
   writeFileSync(path.join(dir, '.env'), 'PORT=3001\nMS_TENANT="contoso.onmicrosoft.com"\n');
   const config = loadConfig({ PORT: '4000' }, { cwd: dir });
   assert.equal(config.port, 4000);
   assert.equal(config.tenant, 'contoso.onmicrosoft.com');
+});
+
+test('each bad value names where it came from: a .env line, the environment, or not set', () => {
+  const dir = cwd();
+  writeFileSync(path.join(dir, '.env'), ['# mine', 'AUTH_MODE=app-only', 'PORT=eighty'].join('\n'));
+  assert.throws(() => loadConfig({ MS_GRAPH_URL: 'graph.microsoft.com' }, { cwd: dir }), (error: unknown) => {
+    const message = (error as ConfigError).message;
+    assert.match(message, /PORT: must be a port number \(got "eighty"\)\. \[set in \.env line 3\]/);
+    assert.match(message, /MS_GRAPH_URL: .* \[set in the environment\]/);
+    assert.match(message, /CANARY_MAILBOX: is required with AUTH_MODE=app-only.* \[not set\]/);
+    assert.match((error as ConfigError).remedy ?? '', /Fix each where it is set/);
+    return true;
+  });
+});
+
+test('setup helpers load an unfinished app-only setup: no credential, mailbox or canary demanded', () => {
+  const config = loadConfig({ AUTH_MODE: 'app-only', MS_CLIENT_ID: '11111111-2222-3333-4444-555555555555' }, { envFile: false, forSetup: true });
+  assert.equal(config.authMode, 'app-only');
+  assert.throws(() => loadConfig({ AUTH_MODE: 'app-only', PORT: 'x' }, { envFile: false, forSetup: true }), /PORT: must be a port number/);
+});
+
+test('the default redirect URI follows PORT; MS_REDIRECT_URI wins when set', () => {
+  const config = loadConfig({ PORT: '8080' }, { envFile: false });
+  assert.equal(config.redirectUri.href, 'http://localhost:8080/auth/callback');
+  assert.equal(config.redirectUriIsDefault, true);
+  const set = loadConfig({ PORT: '8080', MS_REDIRECT_URI: 'https://agent.example.com/auth/callback' }, { envFile: false });
+  assert.equal(set.redirectUri.href, 'https://agent.example.com/auth/callback');
+  assert.equal(set.redirectUriIsDefault, false);
 });
 
 test('MS_CLIENT_ID switches from the sandbox to Microsoft', () => {

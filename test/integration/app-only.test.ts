@@ -99,8 +99,8 @@ describe('app-only mode on the sandbox', () => {
     const status = await buildStatus(h.rt);
     assert.equal(status.mode, 'app-only');
     assert.equal(status.state, 'ready');
-    assert.deepEqual(status.account, { upn: ALICE, oid: status.account!.oid, tid: SANDBOX_TENANT_ID });
-    assert.match(status.account!.oid, /^[0-9a-f-]{36}$/);
+    // The service principal's oid is only in the access token, which is opaque to the agent.
+    assert.deepEqual(status.account, { upn: ALICE, oid: '', tid: SANDBOX_TENANT_ID });
     assert.equal(status.confinement?.state, 'confined');
     assert.equal((status.confinement as { mechanism?: string }).mechanism, 'application-access-policy');
     assert.equal(status.app?.credential.kind, 'certificate');
@@ -230,7 +230,8 @@ describe('app-only mode on the sandbox', () => {
     assert.match(confined.stdout, /✓ tenant: MS_TENANT contoso\.test is tenant c0de5a4d-b0c5-4e1a-8f3e-2d7b9a6c4e10/);
     assert.match(confined.stdout, /✓ credential: certificate SHA-1 [0-9A-F]{40}/);
     assert.match(confined.stdout, /✓ confinement: confined: Reading alice@contoso\.test works and reading bob@contoso\.test is denied/);
-    assert.match(confined.stdout, /✓ permissions: the jobs need application Mail\.ReadWrite, Mail\.Send, Calendars\.Read, MailboxSettings\.Read: .*Mail\.Send \(agenda mails the digest to me\).*; the token carries .*more than needed: User\.Read\.All \(/);
+    assert.match(confined.stdout, /! permissions: the jobs need application Mail\.ReadWrite, Mail\.Send, Calendars\.Read, MailboxSettings\.Read: .*Mail\.Send \(agenda mails the digest to me\).*; which permissions the app holds cannot be verified from the token \(access tokens are opaque\), but reading alice@contoso\.test worked/);
+    assert.doesNotMatch(confined.stdout, /✗ permissions/);
   });
 
   test('the CLI: run exits 2 with the reason when unconfined, status --json shows the confinement', async () => {
