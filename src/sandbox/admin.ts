@@ -30,6 +30,12 @@
  *   GET  /_sandbox/mailbox/:upn/events            calendar events (start/end in UTC)
  *   POST /_sandbox/mailbox/:upn/events            {subject, start, end (ISO with offset), location?, organizer?, isAllDay?, body?} -> 201 event
  *   DELETE /_sandbox/mailbox/:upn/events          remove every event (the seeded sample week included)
+ *                                                  (an event with deliverAt: ISO arrives then, as an invitation over time;
+ *                                                  attendees?, responseStatus?, recurrence? {type, interval?, count}: see calendar.ts)
+ *   PATCH /_sandbox/mailbox/:upn/events/:id        the organizer changes a meeting {start?, end?, location?, subject?, isCancelled?}
+ *   POST /_sandbox/mailbox/:upn/events/:id/respond {response: accept|tentativelyAccept|decline} the person answers by hand
+ *   DELETE /_sandbox/mailbox/:upn/events/:id       delete an event, a series or one occurrence (delta reports @removed)
+ *   GET  /_sandbox/mailbox/:upn/responses          every response sent (by the agent through Graph, or by hand), oldest first
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
 import * as access from './access-control.ts';
@@ -38,7 +44,7 @@ import { findUser, SANDBOX_USERS } from './directory.ts';
 import { textOf } from './mailbox-generator.ts';
 import type { StoredMessage } from './mailbox-store.ts';
 import type { FaultKind, FaultSpec } from './faults.ts';
-import type { NewEvent, StoredEvent } from './calendar.ts';
+import { CalendarError, changeEvent, removeEvent, respond, responsesOf, type EventOverride, type NewEvent, type ResponseRecord, type StoredEvent } from './calendar.ts';
 
 export interface AdminMessage {
   id: string;
@@ -119,6 +125,13 @@ export interface SandboxAdmin {
   /** Removes every event of the user's calendar, the seeded sample week included (tests that count events). */
   clearEvents(upn: string): void;
   events(upn: string): StoredEvent[];
+  /** The organizer changes a meeting (or one occurrence): delta shows it changed. */
+  updateEvent(upn: string, id: string, change: Pick<EventOverride, 'start' | 'end' | 'location' | 'subject' | 'isCancelled'>): void;
+  /** The person answers an invitation by hand in Outlook. */
+  respondAsPerson(upn: string, id: string, response: 'accept' | 'tentativelyAccept' | 'decline'): void;
+  removeEvent(upn: string, id: string): void;
+  /** Every response sent for the user's events, oldest first. */
+  responses(upn: string): ResponseRecord[];
 }
 
 export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): SandboxAdmin {
@@ -254,6 +267,22 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
     events(upn) {
       return box(upn).allEvents();
     },
+    updateEvent(upn, id, change) {
+      const iso = (v: unknown, k: string) => {
+        if (v === undefined) return undefined;
+        if (typeof v !== 'string' || Number.isNaN(Date.parse(v))) throw new AdminError(400, `${k} must be an ISO 8601 date-time with an offset`);
+        return new Date(v).toISOString();
+      };
+      calendarCall(() => changeEvent(box(upn), id, { start: iso(change.start, 'start'), end: iso(change.end, 'end'), location: change.location, subject: change.subject, isCancelled: change.isCancelled }, ctx.now()));
+    },
+    respondAsPerson(upn, id, response) {
+      if (!['accept', 'tentativelyAccept', 'decline'].includes(response)) throw new AdminError(400, 'response must be accept, tentativelyAccept or decline');
+      calendarCall(() => respond(box(upn), id, response, {}, ctx.now(), 'person'));
+    },
+    removeEvent(upn, id) {
+      calendarCall(() => removeEvent(box(upn), id, ctx.now()));
+    },
+    responses: (upn) => responsesOf(box(upn)),
     reset() {
       ctx.state.reset();
       ctx.faults.clear();
@@ -375,8 +404,22 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
     res.status(201);
     return event;
   }));
+  r.patch('/mailbox/:upn/events/:id', wrap((req) => admin.updateEvent(String(req.params.upn), String(req.params.id), (req.body ?? {}) as EventOverride)));
+  r.post('/mailbox/:upn/events/:id/respond', wrap((req) => admin.respondAsPerson(String(req.params.upn), String(req.params.id), (req.body as { response?: never } | undefined)?.response as never)));
+  r.delete('/mailbox/:upn/events/:id', wrap((req) => admin.removeEvent(String(req.params.upn), String(req.params.id))));
+  r.get('/mailbox/:upn/responses', wrap((req) => admin.responses(String(req.params.upn))));
   r.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'unknown sandbox admin route; see src/sandbox/admin.ts' });
   });
   return r;
+}
+
+/** Runs a calendar change, turning its Graph-style error into the admin API's. */
+function calendarCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof CalendarError) throw new AdminError(error.status, error.message);
+    throw error;
+  }
 }

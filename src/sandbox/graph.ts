@@ -8,7 +8,7 @@ import { verifyJwt, type JwtPayload } from './jwt.ts';
 import { textOf, type Address } from './mailbox-generator.ts';
 import type { Mailbox, StoredFolder, StoredMessage } from './mailbox-store.ts';
 import { BatchError, runBatch } from './batch.ts';
-import { EVENT_PROPERTIES, eventJson, ianaZone, parseWindowBound } from './calendar.ts';
+import { CalendarError, EVENT_PROPERTIES, calendarRoute, deliverDue, eventJson, expandEvents, ianaZone, isCalendarRoute, isCalendarWrite, parseWindowBound, type CalendarCall } from './calendar.ts';
 
 /**
  * Microsoft Graph v1.0 emulation (mail): /me and /users/{id|upn}, mail
@@ -517,7 +517,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     }
     const select = parseSelect(call.query.get('$select'), EVENT_PROPERTIES, 'event');
     const zone = eventZone(call);
-    const items = call.box.allEvents().filter((ev) => Date.parse(ev.start) < to && Date.parse(ev.end) > from);
+    const items = expandEvents(call.box.allEvents()).filter((ev) => Date.parse(ev.start) < to && Date.parse(ev.end) > from);
     const { page, nextLink } = pageOf(call, items, path);
     const value = page.map((ev) => {
       const full = eventJson(ev, zone);
@@ -529,6 +529,15 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     const body: Record<string, unknown> = { '@odata.context': ctxUrl(call, 'events'), value };
     if (nextLink) body['@odata.nextLink'] = nextLink;
     return body;
+  }
+
+  /** What src/sandbox/calendar.ts needs of a request (calendarView delta, event responses and updates). */
+  function calendarCall(call: GraphCall): CalendarCall {
+    return {
+      box: call.box, method: call.req.method, query: call.query, body: call.body, maxPageSize: parsePrefer(call.req).maxPageSize, zone: eventZone(call),
+      linkBase: `${ctx.origin}/v1.0/${call.base}`, contextUrl: (suffix) => ctxUrl(call, suffix), generation: ctx.state.data.deltaGeneration ?? 0,
+      secret: Buffer.from(ctx.signing.kid + ':calendar-delta'), now: ctx.now(), setStatus: (status) => call.res.status(status),
+    };
   }
 
   // ---------- dispatch ----------
@@ -549,12 +558,14 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     if ((a === 'calendarView' && len === 1) || (a === 'calendar' && b === 'calendarView' && len === 2)) {
       if (method !== 'GET') throw nope();
       ctx.state.topUpCalendars(); // a sandbox running for weeks keeps a sample week ahead
+      deliverDue(call.box, ctx.now());
       return listEvents(call, path, true);
     }
     if ((a === 'events' && len === 1) || (a === 'calendar' && b === 'events' && len === 2)) {
       if (method !== 'GET') throw nope();
       return listEvents(call, path, false);
     }
+    if (isCalendarRoute(rest)) return calendarRoute(calendarCall(call), rest);
     if (a === 'sendMail' && len === 1) {
       if (method !== 'POST') throw nope();
       return sendMail(call);
@@ -658,6 +669,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     else if (rest[0] === 'sendMail') need.push('Mail.Send');
     // forward, reply and replyAll need Mail.Send alone, not Mail.ReadWrite [graph api message-forward, message-reply].
     else if (rest[0] === 'messages' && method === 'POST' && ['forward', 'reply', 'replyAll'].includes(rest[2] ?? '')) need.push('Mail.Send');
+    else if (isCalendarWrite(method, rest)) need.push('Calendars.ReadWrite');
     else if (rest[0] === 'calendarView' || rest[0] === 'calendar' || rest[0] === 'events') need.push('Calendars.Read', 'Calendars.ReadWrite');
     else if (isMail && method === 'GET') need.push('Mail.Read', 'Mail.ReadWrite', 'Mail.ReadBasic');
     else if (isMail) need.push('Mail.ReadWrite');
@@ -801,6 +813,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     } catch (e) {
       if (e instanceof GraphError) return sendError(e);
       if (e instanceof BatchError) return sendError(new GraphError(e.status, e.code, e.message));
+      if (e instanceof CalendarError) return sendError(new GraphError(e.status, e.code, e.message));
       sendError(new GraphError(500, 'generalException', 'An unexpected error occurred in the sandbox.'));
       console.error(e);
     }
