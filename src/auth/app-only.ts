@@ -176,8 +176,9 @@ export class AppOnlyAuth implements TokenProvider {
     }
     if (error) {
       const problem = await this.opts.store.get<AuthProblem>(PROBLEM_KEY);
+      // Nobody signs in in app-only mode: every refusal is the credential's or the registration's (needs-config).
       return {
-        mode: 'app-only', state: 'needs-signin', account,
+        mode: 'app-only', state: 'needs-config', account,
         reason: problem?.reason ?? (error as Error).message, remedy: problem?.remedy ?? (error as AgentError).remedy,
       };
     }

@@ -4,9 +4,9 @@ import type { NotifySink } from '../notify/index.ts';
 import { AgentError, RemoteError } from '../config/errors.ts';
 import type { FetchLike } from '../config/transport.ts';
 import type { Store } from '../store/index.ts';
-import { classifyTokenError, type ClassifiedFailure } from './entra-errors.ts';
+import { classifyTokenError, MAY_CLEAR_RETRY_MS, type ClassifiedFailure } from './entra-errors.ts';
 import { parseRetryAfter } from '../graph/retry-policy.ts';
-import { discoverIssuer } from './oidc.ts';
+import { buildAuthorizationUrl, discoverIssuer } from './oidc.ts';
 import type { AccountInfo, AuthProblem, AuthStatus, TokenProvider } from './types.ts';
 
 /** Personal Microsoft accounts sign in under this tenant id [entra-docs id-token-claims-reference]. */
@@ -75,6 +75,8 @@ export interface DelegatedAuthOptions {
   notify?: NotifySink;
   /** KEEPALIVE_DAYS in ms: `keepAlive()` refreshes when the last refresh is older. Default 7 days. */
   keepAliveMs?: number;
+  /** How long to wait before trying a kept refresh token again after a condition that may clear. Default 1 h. */
+  mayClearRetryMs?: number;
   /** Observes the steps of each refresh (tests). */
   trace?: (step: RefreshStep) => void;
 }
@@ -163,7 +165,7 @@ export class DelegatedAuth implements TokenProvider {
     };
     const hint = this.opts.mailbox ?? account?.upn;
     if (hint) params.login_hint = hint;
-    return { url: client.buildAuthorizationUrl(config, params).href, pending };
+    return { url: buildAuthorizationUrl(config, params).href, pending };
   }
 
   /**
@@ -289,8 +291,21 @@ export class DelegatedAuth implements TokenProvider {
   async getAccessToken(options: { forceRefresh?: boolean } = {}): Promise<string> {
     const stored = await this.loadTokens();
     if (!options.forceRefresh && stored.accessToken && isFresh(stored, this.now())) return stored.accessToken;
+    await this.refuseUntilRetry();
     const refreshed = await this.refresh();
     return refreshed.accessToken!;
+  }
+
+  /**
+   * While a condition that may clear by itself (a Conditional Access block, an MFA demand) holds the kept
+   * refresh token, the token endpoint is asked again only from `retryAt` on, so a blocked account is not
+   * hammered every five minutes; until then, the same reason.
+   */
+  private async refuseUntilRetry(): Promise<void> {
+    const problem = await this.opts.store.get<AuthProblem>(KEYS.problem);
+    if (problem?.retryAt !== undefined && this.now() < problem.retryAt) {
+      throw new AgentError('NEEDS_SIGNIN', problem.reason, { remedy: problem.remedy, status: 401 });
+    }
   }
 
   /** One refresh at a time in this process: concurrent callers share the in-flight one. */
@@ -468,7 +483,11 @@ export class DelegatedAuth implements TokenProvider {
   async keepAlive(): Promise<'refreshed' | 'not-due' | 'signed-out'> {
     const tokens = await this.opts.store.getSecret<StoredTokens>(KEYS.tokens);
     if (!tokens) return 'signed-out';
-    if (this.now() < tokens.lastRefreshAt + this.keepAliveMs()) return 'not-due';
+    const problem = await this.opts.store.get<AuthProblem>(KEYS.problem);
+    // A kept token blocked by a condition that may clear is tried again when due, so the agent recovers alone.
+    const retryDue = problem?.retryAt !== undefined && this.now() >= problem.retryAt;
+    if (!retryDue && problem?.retryAt !== undefined) return 'not-due';
+    if (!retryDue && this.now() < tokens.lastRefreshAt + this.keepAliveMs()) return 'not-due';
     const before = tokens.lastRefreshAt;
     const after = await this.refresh();
     this.opts.log.info({ lastRefreshAt: new Date(after.lastRefreshAt).toISOString(), previous: new Date(before).toISOString() }, 'keep-alive refresh');
@@ -496,6 +515,14 @@ export class DelegatedAuth implements TokenProvider {
     }
     const account = await this.opts.store.get<AccountInfo>(KEYS.account);
     const filled = failure.remedy.replace('{tenant}', account?.tid ?? this.opts.tenant).replace('{clientId}', this.opts.clientId);
+    if (failure.mayClear) {
+      const retryAt = this.now() + (this.opts.mayClearRetryMs ?? MAY_CLEAR_RETRY_MS);
+      const remedy = `${filled}: ${this.opts.signinUrl}. The sign-in is kept: the agent tries again by itself at ${new Date(retryAt).toISOString()} and hourly after that, and resumes when the condition clears.`;
+      await this.opts.store.set(KEYS.problem, { kind: 'needs-signin', reason: failure.reason, remedy, aadsts: failure.aadsts, error: failure.error, at: this.now(), retryAt } satisfies AuthProblem);
+      await this.opts.notify?.raise('auth', { event: 'needs-signin', reason: failure.reason, remedy });
+      this.opts.log.warn({ reason: failure.reason, aadsts: failure.aadsts, retryAt: new Date(retryAt).toISOString() }, 'the refresh was refused for a reason that may clear; the token is kept');
+      return new RemoteError('entra', 'NEEDS_SIGNIN', failure.reason, { remedy, cause, remoteCode: failure.error, status: 401 });
+    }
     const remedy = failure.kind === 'needs-signin' ? `${filled}: ${this.opts.signinUrl}` : `${filled}.`;
     const problem: AuthProblem = { kind: failure.kind, reason: failure.reason, remedy, aadsts: failure.aadsts, error: failure.error, at: this.now() };
     await this.opts.store.set(KEYS.problem, problem);
@@ -533,6 +560,12 @@ export class DelegatedAuth implements TokenProvider {
     } catch (error) {
       return { mode: 'delegated', state: 'needs-signin', account: publicAccount(account), reason: (error as AgentError).message, remedy: (error as AgentError).remedy };
     }
+    if (tokens && problem?.retryAt !== undefined) {
+      return {
+        mode: 'delegated', state: 'needs-signin', account: publicAccount(account), reason: problem.reason, remedy: problem.remedy,
+        nextAttemptAt: new Date(Math.max(this.now(), problem.retryAt)).toISOString(),
+      };
+    }
     if (tokens && !(problem && problem.kind === 'config')) {
       return {
         mode: 'delegated',
@@ -546,7 +579,7 @@ export class DelegatedAuth implements TokenProvider {
         nextKeepAliveAt: new Date(Math.max(this.now(), tokens.lastRefreshAt + this.keepAliveMs())).toISOString(),
       };
     }
-    if (problem) return { mode: 'delegated', state: 'needs-signin', account: publicAccount(account), reason: problem.reason, remedy: problem.remedy };
+    if (problem) return { mode: 'delegated', state: problem.kind === 'config' ? 'needs-config' : 'needs-signin', account: publicAccount(account), reason: problem.reason, remedy: problem.remedy };
     return { mode: 'delegated', state: 'signed-out', account: null, remedy: `Sign in: ${this.opts.signinUrl}` };
   }
 

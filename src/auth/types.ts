@@ -21,11 +21,17 @@ export interface AuthProblem {
   aadsts?: number;
   error?: string;
   at: number;
+  /**
+   * A condition that may clear by itself (Conditional Access, MFA demand, missing consent): the refresh token is
+   * kept, and tried again from this time on (epoch ms), at most hourly.
+   */
+  retryAt?: number;
 }
 
 export interface AuthStatus {
   mode: 'delegated' | 'app-only';
-  state: 'signed-out' | 'ready' | 'needs-signin';
+  /** needs-config: a person must change the configuration or the app registration; a new sign-in would not help. */
+  state: 'signed-out' | 'ready' | 'needs-signin' | 'needs-config';
   account: { upn: string; oid: string; tid: string } | null;
   reason?: string;
   remedy?: string;
@@ -38,4 +44,6 @@ export interface AuthStatus {
   refreshTokenAgeDays?: number;
   /** When the keep-alive refreshes next if nothing else does (KEEPALIVE_DAYS after the last refresh). */
   nextKeepAliveAt?: string;
+  /** needs-signin with the refresh token kept: when the agent tries it again by itself. */
+  nextAttemptAt?: string;
 }

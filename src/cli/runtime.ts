@@ -162,6 +162,7 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
     ...(auth.refreshTokenIssuedAt ? { refreshTokenIssuedAt: auth.refreshTokenIssuedAt } : {}),
     ...(auth.refreshTokenAgeDays !== undefined ? { refreshTokenAgeDays: auth.refreshTokenAgeDays } : {}),
     ...(auth.nextKeepAliveAt ? { nextKeepAliveAt: auth.nextKeepAliveAt } : {}),
+    ...(auth.nextAttemptAt ? { nextAttemptAt: auth.nextAttemptAt } : {}),
     signinUrl: rt.signinUrl,
     ...(appOnly ? { app: appOnly.app, confinement: appOnly.confinement, ...(appOnly.warnings.length ? { warnings: appOnly.warnings } : {}) } : {}),
     jobs,

@@ -22,6 +22,8 @@
  *   DELETE /_sandbox/apps/:clientId/certificates  remove every certificate of the app
  *   POST /_sandbox/apps/:clientId/roles           {roles: [..]|null} application permissions with admin consent (null: the registration's)
  *   POST /_sandbox/apps/:clientId/secret          {expired: boolean} the client secret answers AADSTS7000222 while expired
+ *   POST /_sandbox/conditional-access/:upn        {blocked: boolean} a Conditional Access policy blocks (or stops blocking) the
+ *                                                  user's refreshes with AADSTS53003; the grant survives
  *   POST /_sandbox/reset                          reseed mailboxes, forget grants and tokens, clear injections and logs
  *   POST /_sandbox/inject/fault                   {kind: 429|503|reset|malformed|latency, times?, after?, match?: {method?, pathContains?},
  *                                                  retryAfter?, latencyMs?} the next matching Graph requests fail (see faults.ts)
@@ -96,6 +98,11 @@ export interface SandboxAdmin {
   graphRequests(): GraphRequestLogEntry[];
   clearLogs(): void;
   injectTokenError(target: string, error: InjectedTokenError, times?: number): void;
+  /**
+   * A Conditional Access policy starts (true) or stops (false) blocking the user's tokens: every refresh answers
+   * invalid_grant AADSTS53003 until lifted. The grant itself survives, as with a real location or device policy.
+   */
+  setConditionalAccessBlock(upn: string, blocked: boolean): void;
   revokeGrants(upn: string): void;
   setRevokeOnReuse(on: boolean): void;
   /** Every HTTP request waits `ms` (a `$batch` once, not per sub-request). */
@@ -210,6 +217,11 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
     },
     injectTokenError(target, error, times = 1) {
       ctx.injections.push({ target: target === '*' ? '*' : target.toLowerCase(), error, remaining: times });
+    },
+    setConditionalAccessBlock(upn, blocked) {
+      const target = upn.toLowerCase();
+      ctx.injections = ctx.injections.filter((i) => !(i.target === target && i.error.aadsts === 53003));
+      if (blocked) ctx.injections.push({ target, error: { status: 400, error: 'invalid_grant', aadsts: 53003 }, remaining: Number.POSITIVE_INFINITY });
     },
     revokeGrants(upn) {
       const user = findUser(upn);
@@ -346,6 +358,11 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
     }, b.times ?? 1);
   }));
   r.post('/revoke/:upn', wrap((req) => admin.revokeGrants(String(req.params.upn))));
+  r.post('/conditional-access/:upn', wrap((req) => {
+    const b = (req.body ?? {}) as { blocked?: unknown };
+    if (typeof b.blocked !== 'boolean') throw new AdminError(400, 'blocked (boolean) is required');
+    admin.setConditionalAccessBlock(String(req.params.upn), b.blocked);
+  }));
   r.post('/options', wrap((req) => {
     const b = (req.body ?? {}) as { revokeOnReuse?: unknown; latencyMs?: unknown; subRequestMs?: unknown; maxConcurrentPerMailbox?: unknown };
     if (typeof b.revokeOnReuse === 'boolean') admin.setRevokeOnReuse(b.revokeOnReuse);

@@ -1,28 +1,33 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { KeepAlive } from '../../src/auth/keep-alive.ts';
 import { Scheduler } from '../../src/jobs/index.ts';
 import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
 import { startWebhook } from '../notify/webhook.ts';
 
 type Row = { status: number; error: string; aadsts?: number; expect: RegExp };
 
-/** Every row of MICROSOFT.md's table, and the standard errors, injected on the next refresh. */
+/** Every row of docs/microsoft-notes.md's table, and the standard errors, injected on the next refresh. */
+/** The grant is dead: the refresh token goes, a new sign-in is the fix. */
 const NEEDS_SIGNIN: Row[] = [
   { status: 400, error: 'invalid_grant', aadsts: 70008, expect: /expired or was revoked \(AADSTS70008\)/ },
   { status: 400, error: 'invalid_grant', aadsts: 700082, expect: /90 days without use \(AADSTS700082\)/ },
   { status: 400, error: 'invalid_grant', aadsts: 700081, expect: /maximum lifetime \(AADSTS700081\)/ },
   { status: 400, error: 'invalid_grant', aadsts: 700084, expect: /single-page-app.*\(AADSTS700084\)/ },
   { status: 400, error: 'invalid_grant', aadsts: 50173, expect: /password was changed \(AADSTS50173\)/ },
+  { status: 400, error: 'invalid_grant', expect: /no longer accepts the stored sign-in \(invalid_grant\)/ },
+  { status: 400, error: 'login_required', expect: /\(login_required\)/ },
+];
+/** The grant is alive and the condition may clear by itself: the refresh token is kept and tried again hourly. */
+const MAY_CLEAR: Row[] = [
   { status: 400, error: 'invalid_grant', aadsts: 65001, expect: /Consent .* withdrawn \(AADSTS65001\)/ },
   { status: 400, error: 'interaction_required', aadsts: 50076, expect: /Multi-factor authentication is required \(AADSTS50076\)/ },
   { status: 400, error: 'interaction_required', aadsts: 50079, expect: /enrol in multi-factor.*\(AADSTS50079\)/ },
   { status: 400, error: 'interaction_required', aadsts: 50078, expect: /multi-factor authentication has expired \(AADSTS50078\)/ },
   { status: 400, error: 'invalid_grant', aadsts: 70043, expect: /sign-in frequency.*\(AADSTS70043\)/ },
   { status: 400, error: 'invalid_grant', aadsts: 53003, expect: /Conditional Access blocked.*\(AADSTS53003\)/ },
-  { status: 400, error: 'invalid_grant', expect: /no longer accepts the stored sign-in \(invalid_grant\)/ },
   { status: 400, error: 'interaction_required', expect: /\(interaction_required\)/ },
   { status: 400, error: 'consent_required', expect: /\(consent_required\)/ },
-  { status: 400, error: 'login_required', expect: /\(login_required\)/ },
 ];
 const CONFIG: Row[] = [
   { status: 400, error: 'invalid_grant', aadsts: 90094, expect: /administrator must consent.*adminconsent/ },
@@ -31,6 +36,9 @@ const CONFIG: Row[] = [
   { status: 401, error: 'invalid_client', aadsts: 7000222, expect: /client secret has expired.*Certificates & secrets/ },
   { status: 401, error: 'invalid_client', aadsts: 700027, expect: /certificate is not registered/ },
   { status: 400, error: 'unauthorized_client', aadsts: 7000112, expect: /application is disabled/ },
+  { status: 401, error: 'invalid_client', aadsts: 7000218, expect: /public client flows.*"Allow public client flows" and set it to Yes/ },
+  { status: 400, error: 'invalid_request', aadsts: 50194, expect: /single-tenant.*Set MS_TENANT in \.env to your Directory \(tenant\) ID/ },
+  { status: 400, error: 'invalid_request', aadsts: 9002327, expect: /Single-page application.*"Mobile and desktop applications"/ },
 ];
 const TRANSIENT: Row[] = [
   { status: 503, error: 'temporarily_unavailable', aadsts: 90033, expect: /for now: The identity provider answered HTTP 503/ },
@@ -96,14 +104,71 @@ describe('every failure class of a refresh, end to end through the sandbox', () 
     }
   });
 
-  test('configuration rows: say what to change, keep the token, notify once; a later good refresh recovers', async () => {
+  test('may-clear rows (Conditional Access, MFA, consent): needs-signin, the token is KEPT, one notification, retried hourly, recovers alone', async () => {
+    for (const row of MAY_CLEAR) {
+      hook.received.length = 0;
+      const error = await failOnce(row);
+      assert.match(error, row.expect);
+      const status = (await h.http.get('/api/status')).body;
+      assert.equal(status.state, 'needs-signin', `${row.aadsts ?? row.error}`);
+      assert.match(status.reason, row.expect);
+      assert.match(status.remedy, /the agent tries again by itself/);
+      assert.ok(status.nextAttemptAt, 'says when it tries again');
+      assert.ok(await h.rt.store.get('auth:tokens'), 'the refresh token is kept');
+      // Within the hour: no token request, no second notification.
+      const before = h.sandbox.admin.tokenRequests().length;
+      h.advance(61_000);
+      const again = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
+      assert.equal(again.ok, false);
+      assert.equal(h.sandbox.admin.tokenRequests().length, before, 'the blocked token is not retried before the hour');
+      assert.deepEqual(hook.received.map((m) => m.event), ['needs-signin']);
+      // An hour later the condition has cleared (the injection was one-shot): the server's upkeep recovers alone.
+      h.advance(60 * 60_000);
+      await new KeepAlive({ auth: h.rt.auth, notifier: h.rt.notifier, log: h.rt.log }).tick();
+      assert.equal((await h.rt.auth.status()).state, 'ready', `${row.aadsts ?? row.error}`);
+      assert.deepEqual(hook.received.map((m) => m.event), ['needs-signin', 'recovered']);
+    }
+  });
+
+  test('a Conditional Access block that stays, then lifts: the agent retries hourly and resumes without a sign-in', async () => {
+    hook.received.length = 0;
+    h.sandbox.admin.setConditionalAccessBlock('alice@contoso.test', true);
+    h.advance(61 * 60_000);
+    const first = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
+    assert.match(first.error, /Conditional Access blocked the token \(AADSTS53003\)/);
+    const upkeep = new KeepAlive({ auth: h.rt.auth, notifier: h.rt.notifier, log: h.rt.log });
+    const refreshes = () => h.sandbox.admin.tokenRequests().filter((t) => t.grantType === 'refresh_token').length;
+    const afterFirst = refreshes();
+    for (let hour = 1; hour <= 3; hour++) {
+      h.advance(20 * 60_000);
+      await upkeep.tick();
+      h.advance(20 * 60_000);
+      await upkeep.tick();
+      h.advance(21 * 60_000);
+      await upkeep.tick();
+      assert.equal(refreshes(), afterFirst + hour, `one refresh attempt per hour (hour ${hour})`);
+      assert.equal((await h.rt.auth.status()).state, 'needs-signin');
+    }
+    assert.ok(await h.rt.store.get('auth:tokens'), 'the token survived three hours of blocks');
+    assert.deepEqual(hook.received.map((m) => m.event), ['needs-signin']);
+    h.sandbox.admin.setConditionalAccessBlock('alice@contoso.test', false);
+    h.advance(61 * 60_000);
+    await upkeep.tick();
+    assert.equal((await h.rt.auth.status()).state, 'ready');
+    assert.deepEqual(hook.received.map((m) => m.event), ['needs-signin', 'recovered']);
+    const run = (await h.http.post('/api/jobs/triage/run?dryRun=1').set('Host', 'localhost:3000')).body;
+    assert.equal(run.ok, true, run.error);
+  });
+
+  test('configuration rows: needs-config, say what to change (never a sign-in), keep the token, notify once; a later good refresh recovers', async () => {
     for (const row of CONFIG) {
       hook.received.length = 0;
       const error = await failOnce(row);
       assert.match(error, row.expect);
       assert.doesNotMatch(error, /Sign in again/);
       const status = (await h.http.get('/api/status')).body;
-      assert.equal(status.state, 'needs-signin', 'a person is needed');
+      assert.equal(status.state, 'needs-config', 'a person must change the configuration');
+      assert.doesNotMatch(`${status.reason} ${status.remedy}`, /sign in again|auth\/signin/i, 'a sign-in is never offered as the fix');
       assert.match(`${status.reason} ${status.remedy}`, row.expect);
       assert.doesNotMatch(status.remedy, /\{(tenant|clientId)\}/, 'placeholders are filled in');
       assert.ok(await h.rt.store.get('auth:tokens'), 'a configuration error does not throw the token away');
