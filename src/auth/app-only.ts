@@ -66,7 +66,9 @@ export interface CredentialInfo {
 const CACHE_KEY = 'app-only:msal-cache';
 const LAST_KEY = 'app-only:last-token';
 const PROBLEM_KEY = 'app-only:problem';
-const GENERIC_TENANTS = new Set(['common', 'organizations', 'consumers']);
+const GENERIC_TENANTS = new Set(['common', 'organizations']);
+/** `consumers` and the tenant id of every personal Microsoft account (docs/microsoft-notes.md "Personal accounts"). */
+const PERSONAL_ACCOUNT_TENANTS = new Set(['consumers', '9188040d-6c67-4c5b-b112-36a304b66dad']);
 
 /**
  * Example:
@@ -87,6 +89,11 @@ export class AppOnlyAuth implements TokenProvider {
   constructor(opts: AppOnlyAuthOptions) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
+    if (PERSONAL_ACCOUNT_TENANTS.has(opts.tenant.toLowerCase())) {
+      throw new AgentError('CONFIG_INVALID', `MS_TENANT is "${opts.tenant}": personal Microsoft accounts (Outlook.com, Hotmail) have no app-only access; client credentials exist only in a work or school tenant.`, {
+        remedy: 'For an Outlook.com mailbox use AUTH_MODE=delegated (the default) and sign in once; app-only needs a Microsoft 365 work or school tenant.',
+      });
+    }
     if (GENERIC_TENANTS.has(opts.tenant.toLowerCase())) {
       throw new AgentError('CONFIG_INVALID', `MS_TENANT is "${opts.tenant}", but app-only tokens are issued by one tenant.`, {
         remedy: 'Set MS_TENANT to your tenant GUID or verified domain (contoso.onmicrosoft.com); mailbox-agent doctor resolves a domain to its GUID.',
