@@ -3,7 +3,7 @@ import { KeepAlive } from '../auth/keep-alive.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
 import { Scheduler } from '../jobs/index.ts';
-import { createApp } from '../web/index.ts';
+import { createApp, serve } from '../web/index.ts';
 import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
 
 /**
@@ -24,6 +24,9 @@ export async function startServer(config: Config, log: Logger, options: { instal
     const auth = await rt.auth.status();
     return auth.state === 'ready' ? undefined : `${auth.state}: ${auth.reason ?? auth.remedy ?? ''}`;
   };
+  // Shutdown, for runs started from the web (Run now, the API) as for scheduled ones: stop at the next safe point, then abort.
+  const runStop = new AbortController();
+  const runAbort = new AbortController();
   const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone, authGate);
   const app = createApp({
     auth: rt.auth,
@@ -35,11 +38,9 @@ export async function startServer(config: Config, log: Logger, options: { instal
     secret: rt.uiSecret,
     trustProxy: config.trustProxy,
     appOnly: Boolean(rt.appOnly),
+    runSignals: { stop: runStop.signal, abort: runAbort.signal },
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
-  });
+  const web = await serve(app, { port: config.port, host: config.host, log: log.child({ component: 'web' }) });
   scheduler.start();
   // Keep-alive refresh every KEEPALIVE_DAYS even when no job runs, plus notification reminders and retries.
   const upkeep = new KeepAlive({ auth: rt.appOnly ? undefined : rt.auth, notifier: rt.notifier, log: log.child({ component: 'keep-alive' }) });
@@ -47,12 +48,18 @@ export async function startServer(config: Config, log: Logger, options: { instal
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      log.info('shutting down: no new runs; a running job finishes its page');
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const clean = await scheduler.stop(options.shutdownGraceMs ?? 30_000);
+      log.info('shutting down: no new runs or requests; a running job finishes its page');
+      const graceMs = options.shutdownGraceMs ?? 30_000;
+      const drained = web.close();
+      runStop.abort();
+      const [clean, answered] = await Promise.all([scheduler.stop(graceMs), settlesWithin(drained, graceMs)]);
+      if (!answered) {
+        log.warn({ graceMs }, 'a request did not finish in time; aborting the run behind it');
+        runAbort.abort();
+        if (!(await settlesWithin(drained, 5_000))) web.closeAll();
+      }
+      await drained;
       await upkeep.stop();
-      await closed;
       await rt.close();
       log.info({ clean }, 'stopped');
     })());
@@ -61,5 +68,10 @@ export async function startServer(config: Config, log: Logger, options: { instal
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   }
-  return { rt, server, stop };
+  return { rt, server: web.server, stop };
+}
+
+/** Whether `promise` settles within `ms` (the timer never keeps the process alive). */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([promise.then(() => true, () => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
 }

@@ -31,6 +31,8 @@ export interface AppDeps {
   appOnly?: boolean;
   /** Behind a TLS-terminating reverse proxy: trust X-Forwarded-Proto so cookies get `Secure`. */
   trustProxy?: boolean;
+  /** Shutdown: a run started here stops at its next safe point (`stop`), or is aborted (`abort`), like a scheduled one. */
+  runSignals?: { stop: AbortSignal; abort: AbortSignal };
   now?: () => number;
 }
 
@@ -43,6 +45,7 @@ export function createApp(deps: AppDeps): express.Express {
   const eta = new Eta({ views: VIEWS, autoEscape: true, cache: true });
   const flows = new SigninFlows(undefined, deps.now);
   const results = new Map<string, JobRunResult>();
+  const runSignals = deps.runSignals ? { stop: deps.runSignals.stop, signal: deps.runSignals.abort } : {};
   const security = createUiSecurity({ password: deps.adminPassword, secret: deps.secret ?? randomBytes(32), now: deps.now });
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy ? 1 : false);
@@ -132,13 +135,13 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.post('/api/jobs/:name/run', async (req, res) => {
     const dryRun = ['1', 'true', 'yes'].includes(String(req.query.dryRun ?? '').toLowerCase());
-    res.json(await deps.runner.run(String(req.params.name), { dryRun }));
+    res.json(await deps.runner.run(String(req.params.name), { dryRun, ...runSignals }));
   });
 
   // The dashboard's buttons: a form post that shows the result on the page.
   app.post('/jobs/:name/run', async (req, res) => {
     const dryRun = (req.body as Record<string, string> | undefined)?.dryRun === '1';
-    const result = await deps.runner.run(String(req.params.name), { dryRun });
+    const result = await deps.runner.run(String(req.params.name), { dryRun, ...runSignals });
     results.set(result.job, result);
     res.redirect(303, `/?ran=${encodeURIComponent(result.job)}#jobs`);
   });
