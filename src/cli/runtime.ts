@@ -115,6 +115,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
   const runner = new JobRunner({
     jobs, graph, mailboxRoot: appOnly?.mailboxRoot ?? '/me', store, log: log.child({ component: 'jobs' }),
+    notify: notifier, notifyAfterFailures: config.notifyAfterFailures,
     // App-only: no job runs until MAILBOX is proven readable and CANARY_MAILBOX denied (cached CONFINEMENT_TTL).
     ...(appOnly ? { preflight: (runLog: Logger) => appOnly.guard.preflight(runLog) } : {}),
   });

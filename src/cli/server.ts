@@ -32,6 +32,7 @@ export async function startServer(config: Config, log: Logger, options: { instal
     auth: rt.auth,
     runner: rt.runner,
     status: () => buildStatus(rt, (name) => scheduler.nextRun(name)),
+    notices: () => rt.notifier.active(),
     log: log.child({ component: 'web' }),
     redirectUri: config.redirectUri,
     adminPassword: config.adminPassword,

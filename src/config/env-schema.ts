@@ -45,6 +45,7 @@ export const ENV_VARS: EnvVar[] = [
   { key: 'TRUST_PROXY', default: 'false', description: 'Behind a TLS-terminating reverse proxy: trust its X-Forwarded-Proto so dashboard cookies are marked Secure.', schema: bool },
   { key: 'AGENT_CONFIG', default: 'agent.config.yaml', description: 'The jobs file (YAML or JSON).', schema: z.string().trim().min(1) },
   { key: 'NOTIFY_URL', description: 'Webhook POSTed (JSON) when the agent needs a person: dead token, broken confinement, failing job.', schema: httpsOrHttpUrl.optional() },
+  { key: 'NOTIFY_AFTER_FAILURES', default: '3', description: 'Tell NOTIFY_URL (and the dashboard) when a job has failed this many runs in a row; one more message when it runs again.', schema: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be a whole number such as 3' }).min(1, { error: 'must be 1 or more' }) },
   { key: 'NOTIFY_REPEAT_HOURS', default: '24', description: 'Reminder interval while a person is still needed.', schema: positiveNumber },
   { key: 'KEEPALIVE_DAYS', default: '7', description: 'Refresh at least this often so the 90-day inactivity limit never bites.', schema: positiveNumber },
   { key: 'CANARY_MAILBOX', description: 'app-only: another real mailbox of the tenant that the agent must NOT be able to read.', schema: z.email({ error: 'must be a mailbox address' }).optional() },

@@ -35,6 +35,7 @@ export interface Config {
   agentConfigPath: string;
   notifyUrl?: URL;
   notifyRepeatHours: number;
+  notifyAfterFailures: number;
   keepaliveDays: number;
   canaryMailbox?: string;
   confinementTtlMs: number;
@@ -202,6 +203,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     agentConfigPath: path.resolve(cwd, get<string>('AGENT_CONFIG')),
     notifyUrl: notifyUrl ? new URL(notifyUrl) : undefined,
     notifyRepeatHours: get<number>('NOTIFY_REPEAT_HOURS'),
+    notifyAfterFailures: get<number>('NOTIFY_AFTER_FAILURES'),
     keepaliveDays: get<number>('KEEPALIVE_DAYS'),
     canaryMailbox: get<string | undefined>('CANARY_MAILBOX')?.toLowerCase(),
     confinementTtlMs: get<number>('CONFINEMENT_TTL'),

@@ -4,6 +4,7 @@ import type { JobSpec, JobsFile } from '../config/jobs-file.ts';
 import { AgentError, describeError } from '../config/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { GraphClient } from '../graph/client.ts';
+import type { NotifySink } from '../notify/index.ts';
 import { Mailbox } from '../graph/mailbox.ts';
 import type { Store } from '../store/index.ts';
 import { AuditLog, type AuditEntry } from './audit.ts';
@@ -36,6 +37,8 @@ export interface LastRun {
   actions: number;
   failedActions: number;
   error?: string;
+  /** Runs that failed in a row up to this one (0 after a success); kept in the store so a restart keeps counting. */
+  failuresInARow?: number;
 }
 
 export interface JobRunnerDeps {
@@ -49,6 +52,10 @@ export interface JobRunnerDeps {
   fetch?: typeof fetch;
   /** Before every run (app-only: the confinement proof); a throw fails the run before any job code runs. */
   preflight?: (log: Logger) => Promise<unknown>;
+  /** Told when a job has failed `notifyAfterFailures` runs in a row (reminders are the notifier's), and when it recovers. */
+  notify?: NotifySink;
+  /** NOTIFY_AFTER_FAILURES; default 3. */
+  notifyAfterFailures?: number;
 }
 
 /**
@@ -165,12 +172,40 @@ export class JobRunner {
     const failedActions = result.actions.filter((a) => a.result === 'failed').length;
     if (error) log.error({ err: error }, 'run failed');
     else log.info({ examined: result.examined, actions: result.actions.length, failedActions, graphRequests: result.graphRequests }, 'run finished');
-    if (!dryRun) {
-      const last: LastRun = { at: result.finishedAt, ok: result.ok, dryRun, examined: result.examined, actions: result.actions.length, failedActions, error: result.error };
-      await this.deps.store.set(`run:${name}:last`, last).catch((e) => log.error({ err: e }, 'could not record the run'));
-    }
+    if (!dryRun) await this.record(name, result, failedActions, error, log);
     return result;
   }
+
+  /**
+   * The one place a run's outcome is recorded and, when a job keeps failing, a person told. A run stopped by a
+   * shutdown neither failed nor succeeded: the count of failures in a row stays as it was.
+   */
+  private async record(name: string, result: JobRunResult, failedActions: number, error: unknown, log: Logger): Promise<void> {
+    const previous = await this.lastRun(name).catch(() => undefined);
+    const stopped = error instanceof AgentError && error.code === 'SHUTTING_DOWN';
+    const failuresInARow = result.ok ? 0 : stopped ? (previous?.failuresInARow ?? 0) : (previous?.failuresInARow ?? 0) + 1;
+    const last: LastRun = { at: result.finishedAt, ok: result.ok, dryRun: false, examined: result.examined, actions: result.actions.length, failedActions, error: result.error, failuresInARow };
+    await this.deps.store.set(`run:${name}:last`, last).catch((e) => log.error({ err: e }, 'could not record the run'));
+    const notify = this.deps.notify;
+    if (!notify) return;
+    const key = jobNotifyKey(name);
+    if (result.ok) return notify.resolve(key, { reason: `The job "${name}" runs again: its last run succeeded.` });
+    const threshold = this.deps.notifyAfterFailures ?? 3;
+    if (stopped || failuresInARow < threshold) return;
+    const cause = error instanceof AgentError ? error.message : result.error ?? 'the run failed';
+    await notify.raise(key, {
+      event: 'job-failing',
+      reason: `The job "${name}" has failed ${failuresInARow} runs in a row. The last one: ${cause}`,
+      remedy: error instanceof AgentError && error.remedy
+        ? `${error.remedy} The job keeps running on its schedule; "npx mailbox-agent run ${name}" tries it now.`
+        : `Run "npx mailbox-agent run ${name}" to see the failure, and "npx mailbox-agent doctor" to check the set-up; the job keeps running on its schedule.`,
+    });
+  }
+}
+
+/** The notifier's key for a failing job: `job:triage`. */
+function jobNotifyKey(name: string): string {
+  return `job:${name}`;
 }
 
 async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile): Promise<void> {

@@ -1,1 +1,1 @@
-export { Notifier, type NotifierOptions, type NotifyEventInput, type NotifyPayload, type NotifySink } from './notifier.ts';
+export { Notifier, type Notice, type NotifierOptions, type NotifyEventInput, type NotifyPayload, type NotifySink } from './notifier.ts';

@@ -10,6 +10,13 @@ export interface NotifyEventInput {
   remedy: string;
 }
 
+/** A condition still raised, as `active()` lists it. */
+export interface Notice extends NotifyEventInput {
+  key: string;
+  /** When the condition began (ISO 8601). */
+  since: string;
+}
+
 /** The JSON body POSTed to NOTIFY_URL. */
 export interface NotifyPayload extends NotifyEventInput {
   /** Which condition: 'auth', 'confinement', 'job:triage', … (stable across reminders). */
@@ -127,9 +134,9 @@ export class Notifier implements NotifySink {
   }
 
   /** Conditions still raised (the dashboard and tests read this). */
-  async active(): Promise<(NotifyEventInput & { key: string; since: string })[]> {
+  async active(): Promise<Notice[]> {
     const keys = (await this.opts.store.get<string[]>(INDEX_KEY)) ?? [];
-    const out: (NotifyEventInput & { key: string; since: string })[] = [];
+    const out: Notice[] = [];
     for (const key of keys) {
       const s = await this.opts.store.get<RaisedState>(stateKey(key));
       if (s) out.push({ key, event: s.event, reason: s.reason, remedy: s.remedy, since: new Date(s.raisedAt).toISOString() });

@@ -13,6 +13,7 @@ import { createUiSecurity } from './security.ts';
 import type { DelegatedAuth } from '../auth/index.ts';
 import type { JobRunner, JobRunResult } from '../jobs/index.ts';
 import type { Status } from '../cli/runtime.ts';
+import type { Notice } from '../notify/index.ts';
 
 /** views/ at the package root: two levels up from src/web, three from the build's dist/src/web. */
 const VIEWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), import.meta.url.includes('/dist/src/') ? '../../../views' : '../../views');
@@ -22,6 +23,8 @@ export interface AppDeps {
   auth: DelegatedAuth;
   runner: JobRunner;
   status: () => Promise<Status>;
+  /** Conditions a person has been told about and that still hold (the notifier's): the dashboard shows them too. */
+  notices?: () => Promise<Notice[]>;
   log: Logger;
   redirectUri: URL;
   adminPassword?: string;
@@ -84,11 +87,11 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/', async (req, res) => {
     const job = typeof req.query.job === 'string' && req.query.job ? req.query.job : undefined;
-    const [status, actions] = await Promise.all([deps.status(), deps.runner.recentActions({ job, limit: 50 })]);
+    const [status, actions, notices] = await Promise.all([deps.status(), deps.runner.recentActions({ job, limit: 50 }), deps.notices?.() ?? []]);
     const ran = typeof req.query.ran === 'string' ? results.get(req.query.ran) : undefined;
     res.type('html').send(
       eta.render('dashboard', {
-        status, ran, actions, actionsJob: job, cronInWords, csrf: security.csrfToken(req, res), passwordProtected: security.passwordProtected,
+        status, ran, actions, actionsJob: job, cronInWords, failingJobs: notices.filter((n) => n.event === 'job-failing'), csrf: security.csrfToken(req, res), passwordProtected: security.passwordProtected,
         notice: typeof req.query.notice === 'string' ? req.query.notice : undefined,
       }),
     );
