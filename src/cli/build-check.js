@@ -2,9 +2,14 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
+/** The build's entry, relative to the package root. */
+export const BUILD_ENTRY = 'dist/src/cli/main.js';
+
 /**
- * True when `root`/dist/src has a .js at least as new as each .ts under `root`/src (~70 files: a few ms of
- * stat calls). MAILBOX_AGENT_SOURCES=1 in `env` says no, to run the sources through tsx.
+ * True when `root`/dist/src/cli/main.js exists and every .ts under `root`/src has a .js in dist/src at least as new
+ * (~70 files: a few ms of stat calls). The installed package (a tarball from `npm pack`) ships the build and no .ts
+ * sources, so there only the entry counts, whatever mtimes the installer wrote. MAILBOX_AGENT_SOURCES=1 in `env`
+ * says no, to run the sources through tsx.
  */
 export function buildIsCurrent(root, env = process.env) {
   if (env.MAILBOX_AGENT_SOURCES === '1') return false;
@@ -21,7 +26,7 @@ export function buildIsCurrent(root, env = process.env) {
     return true;
   };
   try {
-    return check(path.join(root, 'src'));
+    return statSync(path.join(root, BUILD_ENTRY), { throwIfNoEntry: false }) !== undefined && check(path.join(root, 'src'));
   } catch {
     return false;
   }

@@ -29,6 +29,7 @@ Examples:
 
 /**
  * The CLI's one exit: every command returns an exit status or throws; errors are printed once, here.
+ * src/cli/bin.js calls it with the arguments; importing this module runs nothing.
  */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
@@ -230,10 +231,3 @@ const COMMANDS: Record<string, Command> = {
     return new Promise<number>(() => undefined);
   },
 };
-
-const isEntry = process.argv[1] && /(?:bin\.js|main\.[jt]s)$/.test(process.argv[1]);
-if (isEntry) {
-  main(process.argv.slice(2)).then((code) => {
-    if (code !== undefined) process.exitCode = code;
-  });
-}

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { cli } from '../helpers/cli.ts';
+import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
+import { installedPackage, type InstalledPackage } from '../helpers/installed-package.ts';
+
+// Regression: every `npx mailbox-agent …` printed nothing and exited 0, because main.ts ran only when the path
+// that started it ended in bin.js or main.ts, and npx, npm link, npm install -g and node_modules/.bin start a
+// symlink named mailbox-agent. Here the tarball of `npm pack`, installed with --omit=dev, runs through that symlink
+// from a working directory that is neither the checkout nor the install prefix.
+describe('the packed package, installed with --omit=dev, through node_modules/.bin/mailbox-agent', () => {
+  let pkg: InstalledPackage;
+  let h: Harness;
+  before(async () => {
+    pkg = await installedPackage();
+    h = await startHarness();
+  });
+  after(() => h?.close());
+
+  test('the bin is a symlink npm made, and the package holds the build, the views and the example files, not the tests', () => {
+    assert.ok(lstatSync(pkg.bin).isSymbolicLink());
+    for (const file of ['dist/src/cli/main.js', 'dist/src/web/app.js', 'src/cli/bin.js', 'src/cli/build-check.js', 'views/layout.eta', 'agent.config.yaml', '.env.example']) {
+      assert.ok(existsSync(path.join(pkg.dir, file)), `${file} is in the tarball`);
+    }
+    for (const absent of ['test', 'bench', 'data', 'src/cli/main.ts', 'dist/test']) {
+      assert.ok(!existsSync(path.join(pkg.dir, absent)), `${absent} is not in the tarball`);
+    }
+    assert.ok(!existsSync(path.join(pkg.prefix, 'node_modules/typescript')), '--omit=dev: no dev dependency');
+    for (const elsewhere of [REPO, pkg.prefix]) assert.ok(path.relative(elsewhere, h.dir).startsWith('..'), `the working directory is outside ${elsewhere}`);
+  });
+
+  test('--help prints the usage, from the compiled build', async () => {
+    const marker = path.join(mkdtempSync(path.join(tmpdir(), 'ma-installed-')), 'loaded');
+    const run = spawn(pkg.bin, ['--help'], {
+      cwd: h.dir,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_OPTIONS: `--import=${pathToFileURL(path.join(REPO, 'bench/peak-rss.mjs')).href}`, MA_PEAK_RSS_FILE: marker },
+    });
+    let stdout = '';
+    run.stdout.on('data', (d) => (stdout += d));
+    const code = await new Promise((resolve) => run.on('close', resolve));
+    assert.equal(code, 0);
+    assert.match(stdout, /^Usage: mailbox-agent <command> \[options\]/);
+    assert.match(stdout, /run <job> \[--dry-run\] \[--json\]/);
+    assert.equal(readFileSync(marker, 'utf8').split(' ')[1], 'compiled', 'the installed binary runs dist/, never the sources through tsx');
+  });
+
+  test('status --json and a sandbox run --json answer from another working directory', async () => {
+    const signedOut = await cli(['status', '--json'], h.env, h.dir);
+    assert.equal(signedOut.code, 2, signedOut.stderr);
+    assert.equal(JSON.parse(signedOut.stdout).state, 'signed-out');
+
+    await signIn(h);
+    const run = await cli(['run', 'triage', '--json'], h.env, h.dir);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.equal(result.job, 'triage');
+    assert.equal(result.ok, true);
+    assert.ok(result.actions.length > 0 && result.actions.every((a: { result: string }) => a.result === 'done'));
+
+    const status = await cli(['status', '--json'], h.env, h.dir);
+    assert.equal(status.code, 0, status.stderr);
+    const json = JSON.parse(status.stdout);
+    assert.equal(json.state, 'ready');
+    assert.equal(json.account.upn, 'alice@contoso.test');
+    assert.equal(json.jobs.find((j: { name: string }) => j.name === 'triage').lastResult.ok, true);
+  });
+});
