@@ -263,6 +263,7 @@ const RBAC_ROLE: Record<GraphPermission, string> = {
   'Mail.ReadWrite': 'Application Mail.ReadWrite',
   'Mail.Send': 'Application Mail.Send',
   'Calendars.Read': 'Application Calendars.Read',
+  'Calendars.ReadWrite': 'Application Calendars.ReadWrite',
   'MailboxSettings.Read': 'Application MailboxSettings.Read',
 };
 

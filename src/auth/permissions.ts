@@ -1,14 +1,16 @@
+import { CALENDAR_ACTION_WRITES } from '../config/calendar-rules-schema.ts';
 import type { JobsFile, JobSpec } from '../config/jobs-file.ts';
 
 /**
  * Least privilege: the Graph permissions the configured jobs need, and no more.
  * Reading mail needs Mail.Read; changing it (move, copy, flag, categorize, mark read, importance, delete,
- * creating folders) Mail.ReadWrite; forwarding or sending Mail.Send; calendarView Calendars.Read; the mailbox's
- * own time zone MailboxSettings.Read [graph permissions-reference; MICROSOFT.md "Graph mail"].
+ * creating folders) Mail.ReadWrite; forwarding or sending Mail.Send; calendarView Calendars.Read; answering or
+ * changing events (accept, categories, showAs, reminder) Calendars.ReadWrite [event-accept, event-update]; the mailbox's
+ * own time zone and working hours MailboxSettings.Read [graph permissions-reference; MICROSOFT.md "Graph mail"].
  * The names are the same for delegated scopes and application permissions; in RBAC for Applications the role is
  * "Application <name>" [exchange permissions-exo application-rbac].
  */
-export type GraphPermission = 'Mail.Read' | 'Mail.ReadWrite' | 'Mail.Send' | 'Calendars.Read' | 'MailboxSettings.Read';
+export type GraphPermission = 'Mail.Read' | 'Mail.ReadWrite' | 'Mail.Send' | 'Calendars.Read' | 'Calendars.ReadWrite' | 'MailboxSettings.Read';
 
 export interface PermissionNeed {
   permission: GraphPermission;
@@ -17,7 +19,7 @@ export interface PermissionNeed {
 }
 
 export interface RequiredPermissions {
-  /** Application permissions (app-only), least first; Mail.Read is dropped when Mail.ReadWrite is needed. */
+  /** Application permissions (app-only), least first; Mail.Read and Calendars.Read are dropped when their ReadWrite is needed. */
   application: GraphPermission[];
   /** Delegated scopes, with the sign-in scopes the agent always needs. */
   delegated: string[];
@@ -26,7 +28,7 @@ export interface RequiredPermissions {
   notes: string[];
 }
 
-const ORDER: GraphPermission[] = ['Mail.Read', 'Mail.ReadWrite', 'Mail.Send', 'Calendars.Read', 'MailboxSettings.Read'];
+const ORDER: GraphPermission[] = ['Mail.Read', 'Mail.ReadWrite', 'Mail.Send', 'Calendars.Read', 'Calendars.ReadWrite', 'MailboxSettings.Read'];
 const WRITE_ACTIONS = ['moveTo', 'copyTo', 'markRead', 'flag', 'categorize', 'setImportance', 'delete'];
 
 /**
@@ -36,9 +38,10 @@ export function requiredPermissions(jobs: Pick<JobsFile, 'jobs' | 'timezone'>): 
   const needs = new Map<GraphPermission, string[]>();
   const notes: string[] = [];
   const need = (p: GraphPermission, why: string) => needs.set(p, [...(needs.get(p) ?? []), why]);
-  for (const job of jobs.jobs) addJob(job, need, notes);
+  for (const job of jobs.jobs) addJob(job, need, notes, jobs);
   if (jobs.jobs.length && !jobs.timezone) need('MailboxSettings.Read', 'the jobs file sets no timezone, so schedules use the mailbox\'s own setting');
   if (needs.has('Mail.ReadWrite')) needs.delete('Mail.Read');
+  if (needs.has('Calendars.ReadWrite')) needs.delete('Calendars.Read');
   const application = ORDER.filter((p) => needs.has(p));
   return {
     application,
@@ -48,7 +51,7 @@ export function requiredPermissions(jobs: Pick<JobsFile, 'jobs' | 'timezone'>): 
   };
 }
 
-function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, notes: string[]): void {
+function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, notes: string[], jobs: Pick<JobsFile, 'timezone'>): void {
   switch (job.type) {
     case 'inbox-rules': {
       need('Mail.Read', `${job.name} reads ${job.folder}`);
@@ -65,9 +68,28 @@ function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, n
       if (target === 'me' || /^[^@\s/]+@[^@\s/]+$/.test(target)) need('Mail.Send', `${job.name} mails the digest to ${target}`);
       return;
     }
+    case 'calendar-rules': {
+      need('Calendars.Read', `${job.name} reads the calendar (calendarView delta)`);
+      const actions = new Set(job.rules.flatMap((r) => r.actions.flatMap((a) => Object.keys(a) as (keyof typeof CALENDAR_ACTION_WRITES)[])));
+      const writes = [...actions].filter((a) => CALENDAR_ACTION_WRITES[a]);
+      if (writes.length) need('Calendars.ReadWrite', `${job.name} answers or changes events (${writes.join(', ')})`);
+      const walk = (m: { outsideWorkingHours?: boolean; any?: unknown[] }): boolean => m.outsideWorkingHours !== undefined || (m.any ?? []).some((s) => walk(s as typeof m));
+      if (job.rules.some((r) => walk(r.match)) && (!job.workingHours || !jobs.timezone)) need('MailboxSettings.Read', `${job.name} compares events with the mailbox's working hours or time zone (outsideWorkingHours)`);
+      return;
+    }
     case 'custom':
       need('Mail.ReadWrite', `${job.name} is a custom job (${job.module}); what it does cannot be analysed, so read-write is assumed`);
       notes.push(`${job.name}: a custom job may need more (Mail.Send if it sends); grant only what it uses.`);
       return;
   }
+}
+
+/**
+ * The scopes a delegated sign-in asks for: `base` (the agent's standing set) plus Calendars.ReadWrite when a
+ * calendar rule answers or changes events, and only then (least privilege).
+ * Example: `signInScopes(jobsFile, DELEGATED_SCOPES)`.
+ */
+export function signInScopes(jobs: Pick<JobsFile, 'jobs' | 'timezone'>, base: readonly string[]): string[] {
+  const writes = requiredPermissions(jobs).application.includes('Calendars.ReadWrite');
+  return writes && !base.includes('Calendars.ReadWrite') ? [...base, 'Calendars.ReadWrite'] : [...base];
 }

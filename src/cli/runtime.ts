@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DelegatedAuth } from '../auth/delegated.ts';
+import { DelegatedAuth, DELEGATED_SCOPES } from '../auth/delegated.ts';
+import { signInScopes } from '../auth/permissions.ts';
 import type { AppOnlyWiring, TokenProvider } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { AgentError } from '../config/errors.ts';
@@ -91,6 +92,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   });
   const auth = new DelegatedAuth({
     clientId: endpoints.clientId,
+    scopes: signInScopes(jobs, DELEGATED_SCOPES),
     clientSecret: config.clientSecret,
     tenant: endpoints.tenant,
     authorityHost: endpoints.authorityHost,
@@ -114,7 +116,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const tokens: TokenProvider = appOnly?.tokens ?? auth;
   const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
   const runner = new JobRunner({
-    jobs, graph, mailboxRoot: appOnly?.mailboxRoot ?? '/me', store, log: log.child({ component: 'jobs' }),
+    jobs, graph, mailboxRoot: appOnly?.mailboxRoot ?? '/me', store, log: log.child({ component: 'jobs' }), notifyUrl: config.notifyUrl,
     notify: notifier, notifyAfterFailures: config.notifyAfterFailures,
     // App-only: no job runs until MAILBOX is proven readable and CANARY_MAILBOX denied (cached CONFINEMENT_TTL).
     ...(appOnly ? { preflight: (runLog: Logger) => appOnly.guard.preflight(runLog) } : {}),

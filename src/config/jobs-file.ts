@@ -19,6 +19,7 @@ import cron from 'node-cron';
 import { Document, LineCounter, parseDocument, isMap, isScalar, isSeq } from 'yaml';
 import type { Node as YamlNode } from 'yaml';
 import { AgentError } from './errors.ts';
+import { CALENDAR_JOB_KEYS, checkCalendarRulesJob, type CalendarRulesJob, type CheckTools } from './calendar-rules-schema.ts';
 
 export type Importance = 'low' | 'normal' | 'high';
 
@@ -81,7 +82,8 @@ export interface CustomJob {
   options?: Record<string, unknown>;
 }
 
-export type JobSpec = InboxRulesJob | AgendaDigestJob | CustomJob;
+export type JobSpec = InboxRulesJob | AgendaDigestJob | CalendarRulesJob | CustomJob;
+export type { CalendarRulesJob } from './calendar-rules-schema.ts';
 
 export interface JobsFile {
   /** Absolute path of the file. */
@@ -107,7 +109,7 @@ export interface JobsFileProblem {
  */
 export const SUBJECT_MATCHES_FLAGS = 'i';
 
-export const JOB_TYPES = ['inbox-rules', 'agenda-digest', 'custom'] as const;
+export const JOB_TYPES = ['inbox-rules', 'agenda-digest', 'calendar-rules', 'custom'] as const;
 export const MATCH_KEYS = [
   'from', 'fromDomain', 'to', 'cc', 'subjectContains', 'subjectMatches', 'bodyContains',
   'hasAttachments', 'importance', 'isRead', 'categories', 'olderThanDays', 'any',
@@ -123,6 +125,7 @@ const COMMON_JOB_KEYS = ['name', 'type', 'schedule'];
 const JOB_KEYS: Record<(typeof JOB_TYPES)[number], string[]> = {
   'inbox-rules': [...COMMON_JOB_KEYS, 'folder', 'backfill', 'rules'],
   'agenda-digest': [...COMMON_JOB_KEYS, 'sendTo'],
+  'calendar-rules': [...COMMON_JOB_KEYS, ...CALENDAR_JOB_KEYS],
   custom: [...COMMON_JOB_KEYS, 'module', 'options'],
 };
 const ALL_JOB_KEYS = [...new Set(Object.values(JOB_KEYS).flat())];
@@ -522,6 +525,8 @@ class Checker {
       if (name !== undefined && schedule !== undefined && rules !== undefined) {
         job = { name, type, schedule, folder, backfill, rules };
       }
+    } else if (type === 'calendar-rules') {
+      job = checkCalendarRulesJob(raw, at, { name, schedule }, this.tools());
     } else if (type === 'agenda-digest') {
       let sendTo = 'me';
       if (raw.sendTo !== undefined) {
@@ -553,6 +558,14 @@ class Checker {
       }
     }
     return this.problems.length === before ? job : undefined;
+  }
+
+  /** This checker's helpers, lent to the calendar-rules schema (src/config/calendar-rules-schema.ts). */
+  private tools(): CheckTools {
+    return {
+      add: (at, message, where) => this.add(at, message, where), unknownKeys: (...a) => this.unknownKeys(...a), textList: (...a) => this.textList(...a),
+      boolean: (...a) => this.boolean(...a), suggest, describe, regexFlags: SUBJECT_MATCHES_FLAGS, problemCount: () => this.problems.length,
+    };
   }
 
   private jobName(raw: Obj, at: Segment[]): string | undefined {

@@ -12,6 +12,7 @@ import { jobStore, type ActionRecord, type JobContext } from './context.ts';
 import { JobLock } from './lock.ts';
 import { runAgendaDigest } from './agenda-digest.ts';
 import { runInboxRules } from './inbox-rules.ts';
+import { runCalendarRules } from './calendar-rules.ts';
 import path from 'node:path';
 
 /** The JSON of `run --json` and `POST /api/jobs/:name/run` (DESIGN.md). */
@@ -56,6 +57,8 @@ export interface JobRunnerDeps {
   notify?: NotifySink;
   /** NOTIFY_AFTER_FAILURES; default 3. */
   notifyAfterFailures?: number;
+  /** NOTIFY_URL, for the calendar rules' `notify` action. */
+  notifyUrl?: URL;
 }
 
 /**
@@ -146,7 +149,7 @@ export class JobRunner {
     log.info('run started');
     try {
       await this.deps.preflight?.(log);
-      await runJob(ctx, job, this.deps.jobs);
+      await runJob(ctx, job, this.deps.jobs, this.deps.notifyUrl);
     } catch (caught) {
       error = caught;
     }
@@ -208,7 +211,7 @@ function jobNotifyKey(name: string): string {
   return `job:${name}`;
 }
 
-async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile): Promise<void> {
+async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile, notifyUrl?: URL): Promise<void> {
   switch (job.type) {
     case 'inbox-rules':
       return runInboxRules(ctx, job);
@@ -221,6 +224,8 @@ async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile): Promise<vo
       await run(ctx);
       return;
     }
+    case 'calendar-rules':
+      return runCalendarRules(ctx, job, { timezone: file.timezone, notifyUrl });
     case 'agenda-digest':
       return runAgendaDigest(ctx, job, { timezone: file.timezone, baseDir: path.dirname(file.path) });
   }

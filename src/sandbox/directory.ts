@@ -49,15 +49,15 @@ export const SANDBOX_APPS: readonly AppRegistration[] = [
   {
     clientId: SANDBOX_CLIENT_ID, displayName: 'mailbox-agent (sandbox)', publicClient: true,
     redirectUris: ['http://localhost/auth/callback', 'http://127.0.0.1/auth/callback', 'https://login.microsoftonline.com/common/oauth2/nativeclient'],
-    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read'],
+    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite'],
     application: [],
   },
   {
     clientId: SANDBOX_CONFIDENTIAL_CLIENT_ID, displayName: 'mailbox-agent (sandbox, confidential)', publicClient: false,
     secret: SANDBOX_CLIENT_SECRET,
     redirectUris: ['http://localhost/auth/callback', 'http://127.0.0.1/auth/callback'],
-    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read'],
-    application: ['Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'User.Read.All'],
+    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite'],
+    application: ['Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite', 'User.Read.All'],
   },
 ];
 
