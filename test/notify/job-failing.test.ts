@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import supertest from 'supertest';
 import { buildStatus, createRuntime, type Runtime } from '../../src/cli/runtime.ts';
+import { AgentError } from '../../src/config/errors.ts';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import { createApp } from '../../src/web/index.ts';
 import { logCapture, startHarness, type Harness } from '../helpers/harness.ts';
@@ -14,11 +15,11 @@ import { startWebhook } from './webhook.ts';
 const FLAKY_JOB = `export default {
   async run() {
     const why = globalThis.flakyJobFailure;
-    if (why) throw new Error(why);
+    if (why) throw typeof why === 'string' ? new Error(why) : why;
   },
 };
 `;
-const control = globalThis as { flakyJobFailure?: string };
+const control = globalThis as { flakyJobFailure?: string | Error };
 const HOUR = 3_600_000;
 
 describe('a failing job tells a person: after NOTIFY_AFTER_FAILURES runs in a row, reminders, one recovery message', () => {
@@ -107,6 +108,28 @@ describe('a failing job tells a person: after NOTIFY_AFTER_FAILURES runs in a ro
     await restarted!.notifier.tick();
     assert.equal(hook.received.length, 3, 'one failure after a success is not three in a row');
     control.flakyJobFailure = undefined;
+  });
+
+  test("a run stopped by a shutdown does not count; the fix is the error's own remedy when it has one", async () => {
+    const rt = restarted!;
+    await rt.runner.run('flaky');
+    const before = hook.received.length;
+    control.flakyJobFailure = 'the CRM answered 500';
+    await rt.runner.run('flaky');
+    await rt.runner.run('flaky');
+    control.flakyJobFailure = new AgentError('SHUTTING_DOWN', 'Stopped between two pages because the agent is shutting down.', { remedy: 'Nothing to do: the next run continues where this one stopped.' });
+    await rt.runner.run('flaky');
+    await rt.runner.run('flaky');
+    assert.equal((await rt.runner.lastRun('flaky'))?.failuresInARow, 2);
+    assert.equal(hook.received.length, before);
+    control.flakyJobFailure = new AgentError('GRAPH_ERROR', 'Microsoft Graph refused to list the folder (403).', { remedy: 'Grant Mail.ReadWrite to the app and sign in again.' });
+    await rt.runner.run('flaky');
+    assert.equal(hook.received.length, before + 1);
+    const message = hook.received.at(-1)!;
+    assert.match(String(message.reason), /failed 3 runs in a row\. The last one: Microsoft Graph refused to list the folder \(403\)\.$/);
+    assert.match(String(message.remedy), /^Grant Mail\.ReadWrite to the app and sign in again\. The job keeps running on its schedule/);
+    control.flakyJobFailure = undefined;
+    await rt.runner.run('flaky');
   });
 });
 
