@@ -295,7 +295,7 @@ describe('parseJobsFile: each kind of problem', () => {
 
   it('refuses a job with neither type nor module, and unknown types', () => {
     assertOneProblem('jobs:\n  - name: a\n    schedule: "0 * * * *"\n', 'jobs[0]', 2, /neither type nor module/);
-    assertOneProblem('jobs:\n  - name: a\n    type: digest\n    schedule: "0 * * * *"\n', 'jobs[0].type', 3, /unknown job type "digest".*one of inbox-rules, agenda-digest, custom/);
+    assertOneProblem('jobs:\n  - name: a\n    type: digest\n    schedule: "0 * * * *"\n', 'jobs[0].type', 3, /unknown job type "digest".*one of inbox-rules, agenda-digest, calendar-rules, custom/);
     assertOneProblem('jobs:\n  - name: a\n    type: custom\n    schedule: "0 * * * *"\n', 'jobs[0]', 2, /needs module:/);
   });
 
