@@ -19,6 +19,7 @@ test('the checklist marks are plain text without colour', () => {
 });
 
 test('progress is one line redrawn in place, cleared at the end', async () => {
+  // In-process: a terminal's redraws are checked on a fake TTY stream, which the binary in a pipe never draws.
   const { progressLine } = await import('../../src/cli/main.ts');
   let out = '';
   const stream = { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WriteStream;
