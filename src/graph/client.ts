@@ -3,14 +3,14 @@ import { AgentError } from '../config/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { FetchLike } from '../config/transport.ts';
 import { GraphError } from './graph-error.ts';
-import { exponentialRetry, RETRYABLE_STATUS, type RetryPolicy } from './retry-policy.ts';
+import { exponentialRetry, isIdempotent, mayHaveRun, networkFailure, RETRYABLE_STATUS, type Failure, type RetryPolicy } from './retry-policy.ts';
 import { Semaphore } from './semaphore.ts';
 
 export interface GraphRequestOptions {
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** Retry on a network error even for POST (the caller knows repeating it is harmless). */
+  /** Repeating it is harmless (a move with immutable ids): retried after any transient failure even as a POST. */
   idempotent?: boolean;
 }
 
@@ -20,9 +20,14 @@ export interface BatchRequest {
   url: string;
   body?: unknown;
   headers?: Record<string, string>;
+  /** As for `request`: a POST whose repetition is harmless (a move with immutable ids). */
+  idempotent?: boolean;
 }
 
-/** What became of one batched request. `executed: false` means Graph certainly did not run it (429, 424, refused batch). */
+/**
+ * What became of one batched request. `executed: false`: Graph certainly did not run it (429, 503, 424, a
+ * refused batch); 'unknown': it may have (500, 502, 504, or the batch's answer was lost).
+ */
 export interface BatchResult<T = unknown> {
   status: number;
   body?: T;
@@ -70,9 +75,12 @@ export interface GraphClientOptions {
   concurrency?: number;
   /** App-only: the one mailbox (UPN) this client may touch; any other path, `/me` included, is refused before a request. */
   allowedMailbox?: string;
+  /** A request with no complete answer after this long fails like a dropped connection (default 120 s). */
+  timeoutMs?: number;
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH']);
+/** How long a request may take, answer and body, before it fails like a dropped connection. */
+const DEFAULT_TIMEOUT_MS = 120_000;
 
 /**
  * Calls Graph v1.0 at one configured origin. The bearer token goes to that origin only: an absolute URL
@@ -153,6 +161,7 @@ export class GraphClient {
       for (const sub of Array.isArray(subs) ? subs : []) this.resolve(typeof sub.url === 'string' && !/^[a-z]+:/i.test(sub.url) ? (sub.url.startsWith('/') ? sub.url : `/${sub.url}`) : String(sub.url));
     }
     const display = url.pathname.replace(/^\/v1\.0/, '');
+    const idempotent = isIdempotent(method, options.idempotent);
     let attempt = 0;
     let waited = 0;
     let refreshed = false;
@@ -160,76 +169,86 @@ export class GraphClient {
       attempt++;
       options.signal?.throwIfAborted();
       const token = await this.opts.tokens.getAccessToken();
-      let response: Response;
+      // One deadline for the answer and its body: a request that hangs fails like a dropped connection.
+      const deadline = AbortSignal.timeout(this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+      const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+      let failure: Failure;
+      let error: GraphError;
+      let retryAfter: string | null = null;
       try {
-        response = await this.semaphore.run(() => {
+        const response = await this.semaphore.run(() => {
           this.count();
           return this.opts.fetch(url, {
             method,
             headers: {
               authorization: `Bearer ${token}`,
               accept: 'application/json',
-              // Ids that survive moves [MICROSOFT.md "Graph mail"; outlook-immutable-id].
+              // Ids that survive moves [docs/microsoft-notes.md; outlook-immutable-id].
               prefer: ['IdType="ImmutableId"', ...(options.headers?.prefer ? [options.headers.prefer] : [])].join(', '),
               ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
               ...omit(options.headers, 'prefer'),
             },
             body: options.body === undefined ? undefined : JSON.stringify(options.body),
-            signal: options.signal,
+            signal,
             redirect: 'manual',
           });
         });
-      } catch (cause) {
-        if (options.signal?.aborted) throw cause;
-        const delay = this.retry.delayFor({ attempt, waitedMs: waited, idempotent: options.idempotent ?? IDEMPOTENT.has(method), networkError: true });
-        if (delay === undefined) {
-          throw new GraphError({ status: 0, code: 'NetworkError', message: (cause as Error).message, method, path: display, cause });
-        }
-        this.opts.log.debug({ method, path: display, delay }, 'graph network error, retrying');
-        await this.sleep(delay, options.signal);
-        waited += delay;
-        continue;
-      }
-      if (response.status === 401 && !refreshed) {
-        await response.body?.cancel();
-        // One forced refresh, then one retry [issue: 401 InvalidAuthenticationToken].
-        refreshed = true;
-        await this.opts.tokens.getAccessToken({ forceRefresh: true });
-        continue;
-      }
-      if (response.status >= 300 && response.status < 400) {
-        await response.body?.cancel();
-        throw new GraphError({ status: response.status, code: 'UnexpectedRedirect', message: `redirect to ${response.headers.get('location') ?? '(none)'} not followed`, method, path: display });
-      }
-      if (response.status >= 400) {
-        const body = await readJson(response);
-        const delay = this.retry.delayFor({ attempt, status: response.status, retryAfter: response.headers.get('retry-after'), waitedMs: waited, idempotent: IDEMPOTENT.has(method) });
-        if (delay !== undefined) {
-          this.opts.log.debug({ method, path: display, status: response.status, delay }, 'graph throttled or busy, retrying');
-          await this.sleep(delay, options.signal);
-          waited += delay;
+        if (response.status === 401 && !refreshed) {
+          await response.body?.cancel();
+          // One forced refresh, then one retry: Graph refused the token, so it ran nothing [issue: 401 InvalidAuthenticationToken].
+          refreshed = true;
+          await this.opts.tokens.getAccessToken({ forceRefresh: true });
           continue;
         }
-        const err = (body.ok && typeof body.value === 'object' && body.value !== null ? (body.value as { error?: { code?: string; message?: string; innerError?: Record<string, string> } }).error : undefined) ?? {};
-        throw new GraphError({
-          status: response.status,
-          code: err.code ?? `HTTP${response.status}`,
-          message: err.message ?? (body.ok ? 'no error message' : 'the error body is not JSON'),
-          requestId: response.headers.get('request-id') ?? err.innerError?.['request-id'],
+        if (response.status >= 300 && response.status < 400) {
+          await response.body?.cancel();
+          throw new GraphError({ status: response.status, code: 'UnexpectedRedirect', message: `redirect to ${response.headers.get('location') ?? '(none)'} not followed`, method, path: display, executed: false });
+        }
+        if (response.status === 202 || response.status === 204) {
+          await response.body?.cancel();
+          return { status: response.status, body: undefined as T, headers: response.headers };
+        }
+        const body = readJson(await response.text());
+        const requestId = response.headers.get('request-id') ?? undefined;
+        if (response.status < 400) {
+          if (body.ok) return { status: response.status, body: body.value as T, headers: response.headers };
+          failure = { kind: 'garbage' };
+          error = new GraphError({ status: response.status, code: 'InvalidResponse', message: `the response is not JSON (${body.error})`, requestId, method, path: display, executed: true });
+        } else {
+          failure = { kind: 'status', status: response.status };
+          retryAfter = response.headers.get('retry-after');
+          const err = (body.ok && typeof body.value === 'object' && body.value !== null ? (body.value as { error?: { code?: string; message?: string; innerError?: Record<string, string> } }).error : undefined) ?? {};
+          error = new GraphError({
+            status: response.status,
+            code: err.code ?? `HTTP${response.status}`,
+            message: err.message ?? (body.ok ? 'no error message' : 'the error body is not JSON'),
+            requestId: requestId ?? err.innerError?.['request-id'],
+            method,
+            path: display,
+            body: body.ok ? body.value : undefined,
+            executed: mayHaveRun(failure),
+          });
+        }
+      } catch (cause) {
+        if (options.signal?.aborted || cause instanceof GraphError || cause instanceof AgentError) throw cause;
+        // No (complete) answer: a reset, a timeout, a body cut off. Sent unless the connection was never made.
+        failure = networkFailure(cause);
+        const timedOut = deadline.aborted;
+        error = new GraphError({
+          status: 0,
+          code: timedOut ? 'Timeout' : 'NetworkError',
+          message: timedOut ? `no complete answer within ${Math.round((this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000)} s` : describeNetworkError(cause),
           method,
           path: display,
-          body: body.ok ? body.value : undefined,
+          cause,
+          executed: mayHaveRun(failure),
         });
       }
-      if (response.status === 202 || response.status === 204) {
-        await response.body?.cancel();
-        return { status: response.status, body: undefined as T, headers: response.headers };
-      }
-      const body = await readJson(response);
-      if (!body.ok) {
-        throw new GraphError({ status: response.status, code: 'InvalidResponse', message: `the response is not JSON (${body.error})`, requestId: response.headers.get('request-id') ?? undefined, method, path: display });
-      }
-      return { status: response.status, body: body.value as T, headers: response.headers };
+      const delay = this.retry.delayFor({ attempt, failure, retryAfter, waitedMs: waited, idempotent });
+      if (delay === undefined) throw error;
+      this.opts.log.debug({ method, path: display, status: error.statusCode, code: error.remoteCode, delay }, 'graph request failed, retrying');
+      await this.sleep(delay, options.signal);
+      waited += delay;
     }
   }
 
@@ -251,7 +270,8 @@ export class GraphClient {
    * Sends requests as `$batch`es of up to 20, in order. Each batch is a `dependsOn` chain, so it holds one of
    * the mailbox's 4 slots at a time at Graph as it does here, and up to 4 batches run at once (the shared
    * semaphore). Only sub-requests that got 429/5xx (and those 424'd behind a failure) are sent again, after
-   * the longest Retry-After among them; the rest keep their first answer. Results are in input order.
+   * the longest Retry-After among them, and a write that must not happen twice only when its answer proves
+   * it did not run (retry-policy.ts); the rest keep their first answer. Results are in input order.
    * Example: `const [r] = await graph.batch([{ method: 'PATCH', url: '/me/messages/AAk…', body: { isRead: true } }])`.
    */
   async batch<T = unknown>(requests: BatchRequest[], options: BatchOptions = {}): Promise<BatchResult<T>[]> {
@@ -283,14 +303,16 @@ export class GraphClient {
           };
         }),
       };
-      const idempotent = pending.every((i) => ['GET', 'PATCH', 'DELETE'].includes(requests[i]!.method) || /\/move$/.test(requests[i]!.url));
+      // The whole batch is sent again only if every request in it may be.
+      const idempotent = pending.every((i) => isIdempotent(requests[i]!.method, requests[i]!.idempotent));
       let answer: GraphResponse<{ responses?: { id: string; status: number; headers?: Record<string, string>; body?: unknown }[] }>;
       try {
         answer = await this.request('POST', '/$batch', { body: payload, signal, idempotent });
       } catch (error) {
         if (!(error instanceof GraphError)) throw error;
-        // The whole batch was refused (Graph ran none of it) or we cannot tell (network).
-        for (const i of pending) results[i] = { status: error.statusCode, headers: {}, error, executed: error.statusCode === 0 ? 'unknown' : false };
+        // The whole batch was refused (Graph ran none of it), or it may have run but its answer is lost.
+        const executed = error.executed === true ? 'unknown' : error.executed;
+        for (const i of pending) results[i] = { status: error.statusCode, headers: {}, error, executed };
         return;
       }
       const byId = new Map((answer.body?.responses ?? []).map((r) => [r.id, r]));
@@ -301,14 +323,16 @@ export class GraphClient {
         const item = byId.get(String(index));
         const display = r.url.replace(/\?.*$/, '');
         if (!item) {
-          results[index] = { status: 0, headers: {}, executed: 'unknown', error: new GraphError({ status: 200, code: 'InvalidResponse', message: `the $batch answer has no response for request ${index}`, method: r.method, path: display }) };
+          results[index] = { status: 0, headers: {}, executed: 'unknown', error: new GraphError({ status: 200, code: 'InvalidResponse', message: `the $batch answer has no response for request ${index}`, method: r.method, path: display, executed: 'unknown' }) };
           continue;
         }
         const headers = lowerKeys(item.headers);
         const n = (attempts.get(index) ?? 0) + 1;
         attempts.set(index, n);
+        // Each sub-request by the same rule as a request of its own; a 424 was not run (its dependency failed).
+        const failure: Failure = { kind: 'status', status: item.status };
         if (item.status === 424 || RETRYABLE_STATUS.has(item.status)) {
-          const d = item.status === 424 ? 0 : this.retry.delayFor({ attempt: n, status: item.status, retryAfter: headers['retry-after'], waitedMs: waited, idempotent: true });
+          const d = item.status === 424 ? 0 : this.retry.delayFor({ attempt: n, failure, retryAfter: headers['retry-after'], waitedMs: waited, idempotent: isIdempotent(r.method, r.idempotent) });
           if (d !== undefined && n < 12) {
             again.push(index);
             delay = Math.max(delay, d);
@@ -317,9 +341,10 @@ export class GraphClient {
         }
         if (item.status >= 400) {
           const err = (item.body as { error?: { code?: string; message?: string } } | undefined)?.error ?? {};
+          const executed = item.status === 424 ? false : mayHaveRun(failure);
           results[index] = {
-            status: item.status, headers, body: item.body as T, executed: item.status === 429 || item.status === 424 ? false : item.status >= 500 ? 'unknown' : true,
-            error: new GraphError({ status: item.status, code: err.code ?? `HTTP${item.status}`, message: err.message ?? 'no error message', requestId: headers['request-id'], method: r.method, path: display, body: item.body }),
+            status: item.status, headers, body: item.body as T, executed,
+            error: new GraphError({ status: item.status, code: err.code ?? `HTTP${item.status}`, message: err.message ?? 'no error message', requestId: headers['request-id'], method: r.method, path: display, body: item.body, executed }),
           };
           continue;
         }
@@ -328,7 +353,7 @@ export class GraphClient {
       // Keep input order so the dependsOn chain still orders what is left.
       pending = again.sort((a, b) => a - b);
       if (pending.length > 0 && delay > 0) {
-        this.opts.log.debug({ retrying: pending.length, delay }, 'graph batch sub-requests throttled, retrying');
+        this.opts.log.debug({ retrying: pending.length, delay }, 'graph batch sub-requests throttled or failing, retrying');
         await this.sleep(delay, signal);
         waited += delay;
       }
@@ -355,14 +380,20 @@ export function toPage<T>(body: Record<string, unknown> | undefined, from: strin
   };
 }
 
-async function readJson(response: Response): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
-  const text = await response.text();
+function readJson(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
   if (text === '') return { ok: true, value: undefined };
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (error) {
     return { ok: false, error: (error as Error).message };
   }
+}
+
+/** fetch says "fetch failed"; the reason (ECONNRESET, "other side closed", "terminated") is in its cause. */
+function describeNetworkError(error: unknown): string {
+  const e = error as { message?: string; cause?: { message?: string; code?: string } };
+  const reason = e.cause ? `${e.cause.code ? `${e.cause.code}: ` : ''}${e.cause.message ?? ''}` : '';
+  return reason && reason !== e.message ? `${e.message ?? 'network error'} (${reason})` : e.message ?? String(error);
 }
 
 function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {

@@ -1,13 +1,18 @@
 import { RemoteError } from '../config/errors.ts';
 
-/** Graph refused or answered garbage. The raw body stays non-enumerable, and never holds a token. */
+/**
+ * Graph refused, failed, or answered garbage (status 0: no answer at all). The raw body stays
+ * non-enumerable, and never holds a token.
+ */
 export class GraphError extends RemoteError {
   readonly statusCode: number;
   readonly requestId?: string;
   readonly method: string;
   readonly path: string;
+  /** Whether Graph may have carried the request out (retry-policy.ts `mayHaveRun`): a write with 'unknown' is never repeated blindly. */
+  readonly executed: boolean | 'unknown';
 
-  constructor(init: { status: number; code: string; message: string; requestId?: string; method: string; path: string; body?: unknown; cause?: unknown }) {
+  constructor(init: { status: number; code: string; message: string; requestId?: string; method: string; path: string; body?: unknown; cause?: unknown; executed?: boolean | 'unknown' }) {
     super('graph', 'GRAPH_ERROR', `Graph ${init.method} ${init.path} failed: ${init.status} ${init.code}: ${init.message}`, {
       remoteCode: init.code,
       details: init.body,
@@ -20,6 +25,17 @@ export class GraphError extends RemoteError {
     this.requestId = init.requestId;
     this.method = init.method;
     this.path = init.path;
+    this.executed = init.executed ?? (init.status === 0 || (init.status >= 500 && init.status !== 503) ? 'unknown' : init.status >= 400 ? false : true);
+  }
+
+  /**
+   * Another try later may well succeed: throttled, Graph failing or busy, the network, an answer cut off or
+   * not JSON, or a batched request not run because one before it failed (424). Such a failure is never a
+   * reason to pass over the work: the page stays uncommitted and the next run does it again.
+   */
+  get transient(): boolean {
+    const s = this.statusCode;
+    return s === 0 || s === 429 || s === 424 || s >= 500 || this.remoteCode === 'InvalidResponse';
   }
 
   /** 410, or any 4xx whose code says the delta state is gone [MICROSOFT.md "Expired delta state"]. */

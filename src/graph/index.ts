@@ -1,4 +1,4 @@
 export { GraphClient, toPage, type GraphPage, type GraphResponse, type GraphClientOptions } from './client.ts';
 export { GraphError } from './graph-error.ts';
 export { Mailbox, RULE_SELECT, WELL_KNOWN_FOLDERS, type GraphMessage, type MailFolder } from './mailbox.ts';
-export { exponentialRetry, parseRetryAfter, type RetryPolicy } from './retry-policy.ts';
+export { exponentialRetry, isIdempotent, mayHaveRun, mayResend, parseRetryAfter, type Failure, type RetryPolicy } from './retry-policy.ts';

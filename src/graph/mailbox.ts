@@ -87,7 +87,8 @@ export class Mailbox {
 
   private async createChild(parentId: string, name: string): Promise<MailFolder> {
     try {
-      return (await this.graph.post<MailFolder>(this.path(`/mailFolders/${enc(parentId)}/childFolders`), { displayName: name })).body;
+      // Harmless to repeat: a second create of the same name gets 409, handled below.
+      return (await this.graph.post<MailFolder>(this.path(`/mailFolders/${enc(parentId)}/childFolders`), { displayName: name }, { idempotent: true })).body;
     } catch (error) {
       // Another run created it between our lookup and our create.
       if (error instanceof GraphError && error.statusCode === 409) {
@@ -120,7 +121,8 @@ export class Mailbox {
   }
 
   async move(id: string, destinationId: string): Promise<GraphMessage> {
-    return (await this.graph.post<GraphMessage>(this.path(`/messages/${enc(id)}/move`), { destinationId })).body;
+    // With immutable ids (the client always asks for them) a repeated move finds the message where it went.
+    return (await this.graph.post<GraphMessage>(this.path(`/messages/${enc(id)}/move`), { destinationId }, { idempotent: true })).body;
   }
 
   async copy(id: string, destinationId: string): Promise<GraphMessage> {

@@ -1,7 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgendaDigestJob } from '../config/jobs-file.ts';
-import { AgentError } from '../config/errors.ts';
+import { AgentError, describeError } from '../config/errors.ts';
+import { GraphError } from '../graph/graph-error.ts';
+import { mayHaveRun, networkFailure } from '../graph/retry-policy.ts';
 import type { CalendarEvent } from '../graph/mailbox.ts';
 import { dayRange, toIana, toWindows } from '../graph/timezone.ts';
 import type { JobContext } from './context.ts';
@@ -53,23 +55,48 @@ export async function runAgendaDigest(ctx: JobContext, job: AgendaDigestJob, opt
         await mkdir(path.dirname(target.path), { recursive: true });
         await writeFile(target.path, html, 'utf8');
         break;
-      case 'webhook': {
-        const response = await ctx.fetch(target.url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ job: ctx.job, date: day.date, timeZone: iana, subject, html, events: events.map(summary) }),
-          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
-        });
-        await response.body?.cancel();
-        if (!response.ok) throw new AgentError('GRAPH_ERROR', `The digest webhook ${target.url} answered HTTP ${response.status}.`, { remedy: 'Check the webhook URL in sendTo; the next scheduled run tries again.' });
+      case 'webhook':
+        await postDigest(ctx, target.url, { job: ctx.job, date: day.date, timeZone: iana, subject, html, events: events.map(summary) });
         break;
-      }
     }
   } catch (error) {
-    ctx.report.actions.push({ ...record, result: 'failed', error: (error as Error).message });
+    // sendMail and a webhook must not deliver the digest twice: an answer lost after sending (500, 502, 504,
+    // a reset, a timeout) is reported 'unsure' and not repeated; the client already re-sent what provably
+    // did not run (429, 503).
+    const executed = error instanceof GraphError || error instanceof DigestWebhookError ? error.executed : false;
+    if (executed !== false) {
+      ctx.report.actions.push({ ...record, result: 'unsure', error: `${describeError(error)} The answer was lost after the digest was sent, so it may or may not have arrived; it is not sent again, so it never arrives twice.` });
+      ctx.log.warn({ err: error }, 'the digest may or may not have been delivered; not sent again');
+      return;
+    }
+    ctx.report.actions.push({ ...record, result: 'failed', error: describeError(error) });
     throw error;
   }
   ctx.report.actions.push({ ...record, result: 'done' });
+}
+
+/** A digest webhook that failed, and whether it may have received the digest (retry-policy.ts `mayHaveRun`). */
+class DigestWebhookError extends AgentError {
+  constructor(message: string, readonly executed: boolean | 'unknown', cause?: unknown) {
+    super('GRAPH_ERROR', message, { remedy: 'Check the webhook URL in sendTo; the next scheduled run tries again.', cause });
+  }
+}
+
+async function postDigest(ctx: JobContext, url: string, payload: unknown): Promise<void> {
+  let response: Response;
+  try {
+    response = await ctx.fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(payload),
+      signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
+    });
+  } catch (cause) {
+    if (ctx.signal.aborted) throw cause;
+    throw new DigestWebhookError(`The digest webhook ${url} gave no answer (${(cause as Error).message}).`, mayHaveRun(networkFailure(cause)), cause);
+  }
+  await response.body?.cancel();
+  if (!response.ok) throw new DigestWebhookError(`The digest webhook ${url} answered HTTP ${response.status}.`, mayHaveRun({ kind: 'status', status: response.status }));
 }
 
 function summary(e: CalendarEvent) {

@@ -11,7 +11,8 @@ export interface AuditEntry {
   subject?: string;
   action: string;
   value?: unknown;
-  result: 'done' | 'failed' | 'skipped';
+  /** 'unsure': a once-only action (forward, copy, webhook, digest) that may or may not have happened; never repeated. */
+  result: 'done' | 'failed' | 'skipped' | 'unsure';
   error?: string;
 }
 

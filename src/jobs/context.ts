@@ -20,8 +20,11 @@ export interface ActionRecord {
   action: string;
   value?: unknown;
   subject?: string;
-  /** 'done' after a real run, 'planned' in a dry run, 'failed' or 'skipped' with `error`. */
-  result: 'done' | 'planned' | 'failed' | 'skipped';
+  /**
+   * 'done' after a real run, 'planned' in a dry run; with `error`: 'failed', 'skipped', or 'unsure' (a
+   * once-only action whose answer was lost after it was sent: it may have happened, and is not repeated).
+   */
+  result: 'done' | 'planned' | 'failed' | 'skipped' | 'unsure';
   error?: string;
 }
 

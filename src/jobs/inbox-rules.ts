@@ -2,6 +2,7 @@ import type { InboxRulesJob } from '../config/jobs-file.ts';
 import { AgentError, describeError } from '../config/errors.ts';
 import { BATCH_LIMIT, type BatchRequest, type BatchResult, type GraphPage } from '../graph/client.ts';
 import { GraphError } from '../graph/graph-error.ts';
+import { mayHaveRun, networkFailure } from '../graph/retry-policy.ts';
 import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
 import type { ActionRecord, JobContext } from './context.ts';
 import { planActions, selectFor, toMessageView, type PlannedAction } from './rules.ts';
@@ -40,7 +41,11 @@ export const DELTA_PAGE_SIZE = 1000;
  * Whatever the old pass already did is in the ledger, so looking again never does anything twice.
  */
 const ACT_SINCE_SLACK_MS = 60_000;
-/** Actions that must happen at most once even if a crash leaves us unsure whether they did. */
+/**
+ * Actions that must happen at most once: never sent again when a crash or an ambiguous answer (500, 502,
+ * 504, a reset or a timeout once sent) leaves us unsure whether they happened; such an action is reported
+ * as 'unsure' instead.
+ */
 const ONCE_ONLY = new Set(['forwardTo', 'webhook', 'copyTo']);
 /** Actions that are properties of the message: all of one message's go into one PATCH. */
 const PATCH_ACTIONS = new Set(['markRead', 'flag', 'categorize', 'setImportance']);
@@ -51,9 +56,12 @@ const WEBHOOK_PARALLEL = 4;
  * Runs a job's rules over the messages that are new (or changed) in its folder since the last run, via
  * message delta [MICROSOFT.md "Graph mail"]. Per page: plan every message, apply the actions in `$batch`es
  * (property changes merged into one PATCH per message, copies and forwards, then the moves), record each
- * in the ledger, and only then store the next link. A failure Graph may retry (429/5xx/network after the
- * client's own retries) fails the run before the link moves, so the next run replays the page and the
- * ledger makes the replay act on nothing twice.
+ * in the ledger, and only then store the next link. A failure another try may cure (429/5xx/network/an
+ * answer that is not JSON, after the client's own retries) fails the run before the link moves, so the next
+ * run replays the page and the ledger makes the replay act on nothing twice. A once-only action whose fate
+ * is unknown is reported 'unsure' and never repeated. An action refused for good (4xx) is not retried, and
+ * makes the run's `ok` false once every page is done (DESIGN.md: `ok` is false whenever an action failed
+ * and will not be retried).
  */
 export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promise<void> {
   const folderId = await cachedFolderId(ctx, job.folder);
@@ -80,6 +88,16 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
   // Messages this run changed: they come back in the catch-up rounds and are not counted as examined twice.
   // (Not a set of every message read: at 50,000 messages that kept ~6 MB of ids alive; docs/BENCHMARKS.md.)
   const touched = new Set<string>();
+  // Actions refused for good: reported as the run's error once the pages are done.
+  const refused: Refused = { count: 0 };
+  const finish = () => {
+    if (refused.count > 0) {
+      throw new AgentError('GRAPH_ERROR', `${refused.count} action${refused.count === 1 ? '' : 's'} failed and will not be retried; the first: ${describeError(refused.first)}`, {
+        remedy: 'See the failed actions in the run result or the audit log; fix the rule or the mailbox, then the next new message is handled.',
+        cause: refused.first,
+      });
+    }
+  };
 
   /** Reads one page and plans it at once, so the parsed page is let go before anything waits on it. Never rejects. */
   const readPage = async (from: DeltaState): Promise<{ ok: true; page: PlannedPage } | { ok: false; error: unknown }> => {
@@ -128,7 +146,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
     let ledgers: LedgerWrite[] = [];
     if (work.length > 0) {
       const before = ctx.report.actions.length;
-      ledgers = await applyPage(ctx, work, touched, readAhead);
+      ledgers = await applyPage(ctx, work, touched, refused, readAhead);
       actedInRound += ctx.report.actions.slice(before).filter((a) => a.result === 'done').length;
     }
     readAhead();
@@ -140,7 +158,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
     state = next;
     ctx.onProgress?.(ctx.report);
     if (deltaLink) {
-      if (ctx.dryRun || actedInRound === 0 || extraRounds >= 2) return;
+      if (ctx.dryRun || actedInRound === 0 || extraRounds >= 2) return finish();
       extraRounds++;
       actedInRound = 0;
     }
@@ -223,12 +241,21 @@ interface MessageWork {
 /** A failure worth another try by the next run (not a reason to advance past the page). */
 class TransientFailure extends Error {}
 
+/** Actions refused for good during a run: how many, and the first reason. */
+interface Refused {
+  count: number;
+  first?: unknown;
+}
+
+/** How one action ended; `executed`: whether it may have happened (retry-policy.ts `mayHaveRun`). */
+type Outcome = { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' };
+
 /**
  * Acts on one page's planned messages and returns their ledger entries for the caller to store with the next
  * link (on a failure it stores them itself, then throws). `onQueued` is called once every Graph request of
  * the page has been handed to the client (the last ones may still be running).
  */
-async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<string>, onQueued?: () => void): Promise<LedgerWrite[]> {
+async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<string>, refused: Refused, onQueued?: () => void): Promise<LedgerWrite[]> {
   const items: MessageWork[] = [];
   // The page's ledger in one read (one query on SQLite, Redis and PostgreSQL).
   const ledgers = await ctx.store.getMany<LedgerEntry>(work.map(({ message }) => `ledger:${message.id}`));
@@ -273,7 +300,8 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
         const isMove = step.action !== 'copyTo';
         try {
           const dest = step.action === 'delete' ? await ctx.mailbox.folder('deleteditems') : await ctx.mailbox.folder(step.value as string, { create: true });
-          const request: BatchRequest = { method: 'POST', url: ctx.mailbox.path(`/messages/${enc(message.id)}/${isMove ? 'move' : 'copy'}`), body: { destinationId: dest.id } };
+          // A move with immutable ids (the client always asks for them) is harmless to repeat; a copy is not.
+          const request: BatchRequest = { method: 'POST', url: ctx.mailbox.path(`/messages/${enc(message.id)}/${isMove ? 'move' : 'copy'}`), body: { destinationId: dest.id }, idempotent: isMove };
           if (isMove) item.move = { step: s, request };
           else item.graphOps.push({ step: s, request });
         } catch (error) {
@@ -298,7 +326,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
   await saveLedgers(ctx, marking);
 
   let transient: unknown;
-  const settle = (item: MessageWork, step: Step, result: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => {
+  const settle = (item: MessageWork, step: Step, result: Outcome) => {
     if (result.ok) {
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
@@ -306,18 +334,26 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
       ctx.report.actions.push(recordOf(item, step.step, 'done'));
       return;
     }
+    if (ONCE_ONLY.has(step.step.action) && result.executed !== false) {
+      // It may have happened: never sent again (the ledger keeps it), and a person is told to look.
+      item.ledger.done.push(step.id);
+      item.pending.delete(step.id);
+      ctx.report.actions.push(recordOf(item, step.step, 'unsure', `${describeError(result.error)} The answer was lost after the request was sent, so it may or may not have happened; it is not repeated, so it never happens twice. Check by hand.`));
+      ctx.log.warn({ messageId: item.message.id, rule: step.step.rule, action: step.step.action, err: result.error }, 'action may or may not have happened; not repeated');
+      return;
+    }
     const retry = isTransient(result.error);
-    // Certainly not run: the next run may try again. Unknown: a once-only action stays pending (never repeated).
-    if (result.executed === false) item.pending.delete(step.id);
+    // Certainly not run (or harmless to repeat): the next run tries again.
+    item.pending.delete(step.id);
     if (retry) {
       transient ??= result.error;
       item.retryLater = true;
-    }
-    else {
+    } else {
       item.ledger.done.push(step.id);
-      item.pending.delete(step.id);
+      refused.count++;
+      refused.first ??= result.error;
     }
-    ctx.report.actions.push(recordOf(item, step.step, 'failed', `${describeError(result.error)}${retry ? ' (the next run tries again)' : ''}`));
+    ctx.report.actions.push(recordOf(item, step.step, 'failed', `${describeError(result.error)}${retry ? ' (the next run tries again)' : ' (not retried)'}`));
     ctx.log.warn({ messageId: item.message.id, rule: step.step.rule, action: step.step.action, err: result.error }, 'action failed');
   };
   for (const item of items) for (const f of item.failedEarly) settle(item, f.step, { ok: false, error: f.error, executed: false });
@@ -390,7 +426,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
   throw transient instanceof Error ? transient : new TransientFailure(String(transient));
 }
 
-async function runWebhooks(ctx: JobContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' }) => void): Promise<void> {
+async function runWebhooks(ctx: JobContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: Outcome) => void): Promise<void> {
   const queue = items.flatMap((item) => item.webhooks.map((step) => ({ item, step })));
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) {
@@ -399,39 +435,58 @@ async function runWebhooks(ctx: JobContext, items: MessageWork[], settle: (item:
         await callWebhook(ctx, item.message, step.step);
         settle(item, step, { ok: true });
       } catch (error) {
-        // A webhook that answered (4xx/5xx) ran; one we could not reach may have: either way never repeated.
-        settle(item, step, { ok: false, error, executed: 'unknown' });
+        // By the same rule as a Graph write: 429/503 or a connection never made prove it did not run (the next
+        // run tries again); 500/502/504, a reset or a timeout leave it unsure; any other answer refused it.
+        settle(item, step, { ok: false, error, executed: error instanceof WebhookError ? error.executed : 'unknown' });
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(WEBHOOK_PARALLEL, queue.length) }, worker));
 }
 
-async function callWebhook(ctx: JobContext, message: GraphMessage, step: PlannedAction): Promise<void> {
-  const response = await ctx.fetch(step.value as string, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      job: ctx.job,
-      rule: step.rule,
-      message: { id: message.id, subject: message.subject, from: (message.from as { emailAddress?: { address?: string } } | undefined)?.emailAddress?.address, receivedDateTime: message.receivedDateTime },
-    }),
-    signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
-  });
-  await response.body?.cancel();
-  if (!response.ok) throw new Error(`webhook answered HTTP ${response.status}`);
+/** A webhook call that failed, and whether the receiver may have acted on it. */
+class WebhookError extends TransientFailure {
+  constructor(message: string, readonly executed: boolean | 'unknown', readonly transient: boolean, options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
-function outcome(r: BatchResult): { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' } {
+async function callWebhook(ctx: JobContext, message: GraphMessage, step: PlannedAction): Promise<void> {
+  const url = step.value as string;
+  let response: Response;
+  try {
+    response = await ctx.fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        job: ctx.job,
+        rule: step.rule,
+        message: { id: message.id, subject: message.subject, from: (message.from as { emailAddress?: { address?: string } } | undefined)?.emailAddress?.address, receivedDateTime: message.receivedDateTime },
+      }),
+      signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
+    });
+  } catch (cause) {
+    if (ctx.signal.aborted) throw cause;
+    const failure = networkFailure(cause);
+    throw new WebhookError(`The webhook ${url} gave no answer (${(cause as Error).message}).`, mayHaveRun(failure), true, { cause });
+  }
+  await response.body?.cancel();
+  if (!response.ok) {
+    const executed = mayHaveRun({ kind: 'status', status: response.status });
+    throw new WebhookError(`The webhook ${url} answered HTTP ${response.status}.`, executed, response.status === 429 || response.status >= 500);
+  }
+}
+
+function outcome(r: BatchResult): Outcome {
   if (r.status >= 200 && r.status < 300 && !r.error) return { ok: true };
   return { ok: false, error: r.error ?? new Error(`HTTP ${r.status}`), executed: r.executed };
 }
 
-/** Throttling, Graph busy, or the network: not the message's fault, so the page is not passed over. */
+/** Throttling, Graph busy, the network, or garbage: not the message's fault, so the page is not passed over. */
 function isTransient(error: unknown): boolean {
+  if (error instanceof WebhookError) return error.transient;
   if (error instanceof TransientFailure) return true;
-  if (!(error instanceof GraphError)) return false;
-  return error.statusCode === 0 || error.statusCode === 429 || error.statusCode === 424 || error.statusCode >= 500;
+  return error instanceof GraphError && error.transient;
 }
 
 /** One message's ledger entry, as written to the job's store. */

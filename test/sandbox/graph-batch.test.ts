@@ -138,7 +138,43 @@ describe('sandbox fault injection', () => {
     sb.admin.injectFault({ kind: 'reset' });
     await assert.rejects(call(`/v1.0${user}/mailFolders/inbox`));
     assert.equal((await call(`/v1.0${user}/mailFolders/inbox`)).status, 200, 'the next request is served');
-    assert.deepEqual(sb.admin.faults(), { pending: 0, fired: { '429': 2, '503': 1, reset: 1, malformed: 1, latency: 0 } });
+    assert.deepEqual(sb.admin.faults(), { pending: 0, fired: { '429': 2, '503': 1, '500': 0, '502': 0, '504': 0, reset: 1, malformed: 1, truncated: 0, latency: 0 } });
+  });
+
+  it('500/502/504 after acting: the change is made and the answer is lost; before: nothing is done; the same inside a $batch', async () => {
+    const [a, b, c] = sb.admin.messages(ALICE, 'inbox');
+    const importance = (id: string) => sb.admin.messages(ALICE, 'inbox').find((m) => m.id === id)!.importance;
+    const patch = (id: string, value: string) => call(`/v1.0${user}/messages/${id}`, { method: 'PATCH', body: { importance: value } });
+    sb.admin.injectFault({ kind: '504', match: { method: 'PATCH' } });
+    const lost = await patch(a!.id, 'high');
+    assert.equal(lost.status, 504);
+    assert.equal(lost.json.error.code, 'GatewayTimeout');
+    assert.ok(lost.json.error.innerError['request-id'], 'the real error shape');
+    assert.equal(importance(a!.id), 'high', 'Graph acted before the answer was lost');
+    sb.admin.injectFault({ kind: '502', phase: 'before', match: { method: 'PATCH' } });
+    assert.equal((await patch(b!.id, 'low')).status, 502);
+    assert.notEqual(importance(b!.id), 'low', 'nothing was done');
+    sb.admin.injectFault({ kind: '500', match: { method: 'PATCH', pathContains: c!.id } });
+    const r = await batch([{ id: '1', method: 'PATCH', url: `${user}/messages/${c!.id}`, headers: { 'content-type': 'application/json' }, body: { importance: 'low' } }]);
+    assert.equal(r.status, 200);
+    assert.equal(r.json.responses[0].status, 500);
+    assert.equal(r.json.responses[0].body.error.code, 'generalException');
+    assert.equal(importance(c!.id), 'low', 'the sub-request was carried out');
+  });
+
+  it('a reset after acting, and a body cut off mid-way: the change is made, the client gets no complete answer', async () => {
+    const [a, b] = sb.admin.messages(ALICE, 'inbox');
+    const isRead = (id: string) => sb.admin.messages(ALICE, 'inbox').find((m) => m.id === id)!.isRead;
+    const aRead = isRead(a!.id);
+    sb.admin.injectFault({ kind: 'reset', phase: 'after', match: { method: 'PATCH' } });
+    await assert.rejects(call(`/v1.0${user}/messages/${a!.id}`, { method: 'PATCH', body: { isRead: !aRead } }));
+    assert.equal(isRead(a!.id), !aRead, 'carried out before the connection was dropped');
+    const wasRead = isRead(b!.id);
+    sb.admin.injectFault({ kind: 'truncated', match: { method: 'PATCH' } });
+    await assert.rejects(call(`/v1.0${user}/messages/${b!.id}`, { method: 'PATCH', body: { isRead: !wasRead } }), 'the body ends before its Content-Length');
+    assert.equal(isRead(b!.id), !wasRead);
+    assert.equal(sb.admin.faults().fired.truncated, 1);
+    assert.throws(() => sb.admin.injectFault({ kind: '429', phase: 'after' }), /phase/);
   });
 
   it('faults are injectable over HTTP too, with a clear error for a bad spec', async () => {
