@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dayRange } from '../../src/graph/timezone.ts';
+import { cli } from '../helpers/cli.ts';
 import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
 const ALICE = 'alice@contoso.test';
@@ -91,6 +92,17 @@ describe('calendar rules through the sandbox: the README example', () => {
     assert.equal(why, 'organizer=bob@contoso.test, subjectContains=1:1');
     assert.equal(planned.find((a) => a.eventId === ids.late)!.why, 'outsideWorkingHours=true');
     assert.ok(planned.every((a) => a.result === 'planned'));
+    assert.deepEqual(h.sandbox.admin.responses(ALICE), []);
+  });
+
+  test('the installed binary shows the same plan with run --dry-run --json', async () => {
+    const out = await cli(['run', 'meetings', '--dry-run', '--json'], h.env, h.dir, { timeoutMs: 120_000 });
+    assert.equal(out.code, 0, out.stderr);
+    const result = JSON.parse(out.stdout) as { ok: boolean; dryRun: boolean; actions: Record<string, unknown>[] };
+    assert.equal(result.dryRun, true);
+    const oneOnOne = result.actions.find((a) => a.eventId === ids.oneOnOne)!;
+    assert.deepEqual([oneOnOne.messageId, oneOnOne.rule, oneOnOne.action, oneOnOne.why], [ids.oneOnOne, 'manager-one-on-ones', 'respond', 'organizer=bob@contoso.test, subjectContains=1:1']);
+    assert.equal(result.actions.length, 5);
     assert.deepEqual(h.sandbox.admin.responses(ALICE), []);
   });
 
