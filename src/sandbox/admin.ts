@@ -38,6 +38,7 @@
  *   POST /_sandbox/mailbox/:upn/events/:id/respond {response: accept|tentativelyAccept|decline} the person answers by hand
  *   DELETE /_sandbox/mailbox/:upn/events/:id       delete an event, a series or one occurrence (delta reports @removed)
  *   GET  /_sandbox/mailbox/:upn/responses          every response sent (by the agent through Graph, or by hand), oldest first
+ *   (one message's headers and attachments, contacts, OneDrive files, the request budget: src/sandbox/admin-extensions.ts)
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
 import * as access from './access-control.ts';
@@ -46,6 +47,7 @@ import { findUser, SANDBOX_USERS } from './directory.ts';
 import { textOf } from './mailbox-generator.ts';
 import type { StoredMessage } from './mailbox-store.ts';
 import type { FaultKind, FaultSpec } from './faults.ts';
+import { createExtensionAdmin, deliveryExtras, mountExtensionRoutes, resetExtensions, type DeliveryExtras, type ExtensionAdmin } from './admin-extensions.ts';
 import { CalendarError, changeEvent, removeEvent, respond, responsesOf, type EventOverride, type NewEvent, type ResponseRecord, type StoredEvent } from './calendar.ts';
 
 export interface AdminMessage {
@@ -74,7 +76,8 @@ export interface AdminFolder {
   unreadItemCount: number;
 }
 
-export interface DeliverMessageInput {
+/** Also internetMessageHeaders, attachments and replyTo (src/sandbox/admin-extensions.ts). */
+export interface DeliverMessageInput extends DeliveryExtras {
   subject: string;
   from?: string | { name?: string; address: string };
   body?: string;
@@ -87,7 +90,8 @@ export interface DeliverMessageInput {
   categories?: string[];
 }
 
-export interface SandboxAdmin {
+/** Headers, attachments, contacts, OneDrive and the request budget: src/sandbox/admin-extensions.ts. */
+export interface SandboxAdmin extends ExtensionAdmin {
   messages(upn: string, folderWellKnownOrId?: string): AdminMessage[];
   folders(upn: string): AdminFolder[];
   /** Put a new message into a folder (default inbox) as if it had arrived. */
@@ -168,6 +172,7 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
     return parts.join('/');
   };
   return {
+    ...createExtensionAdmin(ctx),
     messages(upn, folder) {
       const b = box(upn);
       let list = b.allMessages();
@@ -200,7 +205,7 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
         subject: input.subject, from, to: [{ name: upn, address: upn }], cc: [],
         bodyContentType: input.bodyContentType ?? 'text', body: input.body ?? '', receivedDateTime: input.receivedDateTime ?? nowIso,
         importance: input.importance ?? 'normal', isRead: input.isRead ?? false, hasAttachments: input.hasAttachments ?? false,
-        categories: input.categories ?? [], flagStatus: 'notFlagged',
+        categories: input.categories ?? [], flagStatus: 'notFlagged', ...deliveryExtras(input),
       }, f.id, nowIso);
       return view(upn, m);
     },
@@ -304,6 +309,7 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
       ctx.latencyMs = 0;
       ctx.subRequestMs = 0;
       clock.offsetMs = 0;
+      resetExtensions(ctx);
     },
   };
 }
@@ -334,6 +340,7 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
   };
   const q = (v: unknown) => (typeof v === 'string' ? v : undefined);
   r.get('/info', wrap(() => info()));
+  mountExtensionRoutes(r, admin, wrap);
   r.get('/mailbox/:upn/messages', wrap((req) => admin.messages(String(req.params.upn), q(req.query.folder))));
   r.post('/mailbox/:upn/messages', wrap((req, res) => {
     const body = (req.body ?? {}) as DeliverMessageInput;

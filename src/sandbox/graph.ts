@@ -8,6 +8,11 @@ import { verifyJwt, type JwtPayload } from './jwt.ts';
 import { textOf, type Address } from './mailbox-generator.ts';
 import type { Mailbox, StoredFolder, StoredMessage } from './mailbox-store.ts';
 import { BatchError, runBatch } from './batch.ts';
+import { GraphError } from './graph-error.ts';
+import { NOT_HANDLED, extensionScopes, routeExtension, sendRaw } from './graph-extensions.ts';
+import { chargeBudget } from './budget.ts';
+import { driveBodyParser } from './drive.ts';
+import { internetMessageHeaders } from './message-headers.ts';
 import { faultPhase, sendConnectionFault, serverError } from './faults.ts';
 import { CalendarError, EVENT_PROPERTIES, calendarRoute, deliverDue, eventJson, expandEvents, ianaZone, isCalendarRoute, isCalendarWrite, parseWindowBound, type CalendarCall } from './calendar.ts';
 
@@ -17,11 +22,6 @@ import { CalendarError, EVENT_PROPERTIES, calendarRoute, deliverDue, eventJson, 
  * docs/microsoft-notes.md and /work/shared/MICROSOFT.md.
  */
 
-class GraphError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
-    super(message);
-  }
-}
 
 interface Caller {
   kind: 'user' | 'app';
@@ -49,6 +49,7 @@ const MESSAGE_PROPERTIES = [
   'hasAttachments', 'internetMessageId', 'subject', 'bodyPreview', 'importance', 'parentFolderId', 'conversationId',
   'conversationIndex', 'isDeliveryReceiptRequested', 'isReadReceiptRequested', 'isRead', 'isDraft', 'webLink',
   'inferenceClassification', 'body', 'sender', 'from', 'toRecipients', 'ccRecipients', 'bccRecipients', 'replyTo', 'flag',
+  'internetMessageHeaders', // only when selected [docs/microsoft-notes.md]
 ];
 const FOLDER_PROPERTIES = ['id', 'displayName', 'parentFolderId', 'childFolderCount', 'unreadItemCount', 'totalItemCount', 'sizeInBytes', 'isHidden'];
 const DELTA_DEFAULT_PAGE = 10;
@@ -166,12 +167,12 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       toRecipients: m.to.map(recipient),
       ccRecipients: m.cc.map(recipient),
       bccRecipients: [],
-      replyTo: [],
+      replyTo: (m.replyTo ?? []).map(recipient),
       flag: { flagStatus: m.flagStatus },
     };
     if (!select) return full;
     const out: Record<string, unknown> = { '@odata.etag': full['@odata.etag'], id };
-    for (const k of select) out[k] = full[k];
+    for (const k of select) out[k] = k === 'internetMessageHeaders' ? internetMessageHeaders(m) : full[k];
     return out;
   }
 
@@ -548,6 +549,8 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     const len = rest.length;
     const path = `${call.base}/${rest.join('/')}`.replace(/\/$/, '');
     const nope = () => new GraphError(405, 'BadRequest', `The HTTP method '${method}' is not supported for this resource.`);
+    const extension = routeExtension(ctx, call, rest); // attachments, reply, contacts, drive
+    if (extension !== NOT_HANDLED) return extension;
     if (len === 0) {
       if (method !== 'GET') throw nope();
       return { '@odata.context': `${ctx.origin}/v1.0/$metadata#users/$entity`, ...userJson(call.target) };
@@ -665,7 +668,9 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     const isMail = rest[0] === 'messages' || rest[0] === 'mailFolders';
     const have = call.caller.kind === 'user' ? call.caller.scopes : call.caller.roles;
     const need: string[] = [];
-    if (rest.length === 0) need.push('User.Read', 'User.ReadBasic.All', 'User.Read.All', 'Mail.Read', 'Mail.ReadWrite');
+    const extension = extensionScopes(method, rest);
+    if (extension) need.push(...extension);
+    else if (rest.length === 0) need.push('User.Read', 'User.ReadBasic.All', 'User.Read.All', 'Mail.Read', 'Mail.ReadWrite');
     else if (rest[0] === 'mailboxSettings') need.push('MailboxSettings.Read', 'MailboxSettings.ReadWrite');
     else if (rest[0] === 'sendMail') need.push('Mail.Send');
     // forward, reply and replyAll need Mail.Send alone, not Mail.ReadWrite [graph api message-forward, message-reply].
@@ -679,6 +684,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     }
   }
 
+  router.use(driveBodyParser(ctx));
   router.use(express.text({ type: () => true, limit: '4mb' }));
 
   /**
@@ -784,6 +790,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       const box = ctx.state.mailbox(target.upn);
       if (!box) throw new GraphError(404, 'MailboxNotEnabledForRESTAPI', 'The mailbox is either inactive, soft-deleted, or is hosted on-premise.');
       // Outlook allows 4 concurrent requests per app and mailbox [graph throttling-limits]; batch sub-requests count too.
+      chargeBudget(ctx, caller.appId, target.upn, rest); // 10,000 per 10 min per app and mailbox (budget.ts)
       const inFlight = ctx.inFlight.get(target.upn) ?? 0;
       if (inFlight >= ctx.maxConcurrentPerMailbox) {
         throw new GraphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'Retry-After': '1' });
@@ -809,7 +816,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       authorizeScopes(call, rest);
       const result = dispatch(call, rest);
       if (prefer.immutable && !res.getHeader('Preference-Applied')) res.setHeader('Preference-Applied', 'IdType="ImmutableId"');
-      answer(res.statusCode || 200, result === undefined ? undefined : JSON.stringify(result));
+      if (!sendRaw(res, result)) answer(res.statusCode || 200, result === undefined ? undefined : JSON.stringify(result));
     } catch (e) {
       if (e instanceof GraphError) return sendError(e);
       if (e instanceof BatchError) return sendError(new GraphError(e.status, e.code, e.message));

@@ -9,6 +9,8 @@ import {
 } from './directory.ts';
 import { createEntraRouter } from './entra.ts';
 import { createGraphRouter } from './graph.ts';
+import { configureBudget, type BudgetSettings } from './budget.ts';
+import { createUploadRouter } from './drive.ts';
 import { FaultInjector } from './faults.ts';
 import { SandboxState } from './state.ts';
 
@@ -33,6 +35,8 @@ export interface SandboxOptions {
   now?: () => number;
   /** Deterministic mailbox generation seed. */
   seed?: number;
+  /** Outlook's request budget per app and mailbox; default the real 10,000 per 600,000 ms (budget.ts). */
+  budget?: Partial<BudgetSettings>;
 }
 
 export interface Sandbox {
@@ -74,6 +78,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     tokenLog: [], graphLog: [], injections: [], latencyMs: 0, subRequestMs: 0, inFlight: new Map(), maxConcurrentPerMailbox: 4,
     faults: new FaultInjector(),
   };
+  configureBudget(ctx, opts.budget);
   const admin = createAdmin(ctx, clock);
 
   const app = express();
@@ -85,6 +90,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     users: SANDBOX_USERS.map((u) => ({ upn: u.upn, oid: u.oid, displayName: u.displayName, password: u.password })),
   });
   app.use('/_sandbox', createAdminRouter(admin, info));
+  app.use('/_upload', createUploadRouter(ctx)); // upload sessions' uploadUrl (drive.ts)
   app.use('/v1.0', createGraphRouter(ctx));
   app.use(createEntraRouter(ctx));
   app.get('/', (_req, res) => {

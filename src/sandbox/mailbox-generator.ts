@@ -9,6 +9,25 @@ export interface Address {
   address: string;
 }
 
+/** One internet message header as Graph returns it in `internetMessageHeaders` (docs/microsoft-notes.md). */
+export interface MessageHeader {
+  name: string;
+  value: string;
+}
+
+/**
+ * An attachment as it arrives: bytes given (`content`, a Buffer or base64) or generated on demand from
+ * `generated` (a seed), so a 50,000-message mailbox keeps no attachment bytes in memory.
+ */
+export interface AttachmentInput {
+  name: string;
+  contentType: string;
+  isInline?: boolean;
+  contentId?: string;
+  content?: Buffer | string;
+  generated?: number;
+}
+
 export interface GeneratedMessage {
   subject: string;
   bodyContentType: 'html' | 'text';
@@ -22,6 +41,10 @@ export interface GeneratedMessage {
   hasAttachments: boolean;
   categories: string[];
   flagStatus: 'notFlagged' | 'flagged' | 'complete';
+  /** Headers beyond the ones every message gets (List-Id on newsletters, Auto-Submitted on notifications). */
+  internetMessageHeaders?: MessageHeader[];
+  attachments?: AttachmentInput[];
+  replyTo?: Address[];
   /** What the generator meant it to be; handy in tests. */
   kind: 'newsletter' | 'invoice' | 'urgent' | 'colleague' | 'notification';
 }
@@ -98,6 +121,7 @@ function htmlBody(text: string): string {
  */
 export function generateMailbox(n: number, seed = 20260412, now: number = Date.now()): GeneratedMessage[] {
   const rnd = createRandom(seed);
+  const extra = createRandom(seed ^ 0x5bd1e995); // headers and attachments: the main sequence stays as it was
   const out: GeneratedMessage[] = [];
   const recipient: Address = { name: 'Alice Example', address: 'alice@contoso.test' };
   const spanMs = 60 * 24 * 3600 * 1000;
@@ -156,9 +180,81 @@ export function generateMailbox(n: number, seed = 20260412, now: number = Date.n
         receivedDateTime: received.toISOString().replace('.000Z', 'Z'),
       };
     }
-    out.push(msg);
+    out.push(decorate(msg, extra()));
   }
   return out;
+}
+
+const LIST_HOME: Record<string, string> = {
+  'news.example.com': 'https://news.example.com', 'mail.news.example.com': 'https://deals.news.example.com',
+  'tech.news.example.com': 'https://tech.news.example.com',
+};
+const INLINE_LOGO = 'image001.png';
+
+/**
+ * Adds what real mail of each kind carries: list headers on newsletters (RFC 2369/2919 List-Id,
+ * List-Unsubscribe, RFC 8058 List-Unsubscribe-Post), Auto-Submitted (RFC 3834) on notifications, files on
+ * messages marked hasAttachments, inline images on some HTML mail (which leave hasAttachments false, as in
+ * Graph). `r` comes from a PRNG of its own, so subjects, senders and dates stay what they were for a seed.
+ */
+function decorate(msg: GeneratedMessage, r: number): GeneratedMessage {
+  const [local, domain = 'example.com'] = msg.from.address.split('@') as [string, string?];
+  const seed = Math.floor(r * 1_000_000);
+  const inline = (): AttachmentInput => ({ name: INLINE_LOGO, contentType: 'image/png', isInline: true, contentId: `${INLINE_LOGO}@01DC${seed.toString(16).padStart(8, '0').toUpperCase()}`, generated: seed });
+  const withInline = () => {
+    const img = inline();
+    msg.body = msg.body.replace('<body>', `<body><img src="cid:${img.contentId}" alt="logo">`);
+    (msg.attachments ??= []).push(img);
+  };
+  if (msg.kind === 'newsletter') {
+    const home = LIST_HOME[domain] ?? `https://${domain}`;
+    msg.internetMessageHeaders = [
+      { name: 'List-Id', value: `${msg.from.name} <${local}.${domain}>` },
+      { name: 'List-Unsubscribe', value: `<${home}/unsubscribe?list=${local}&u=${seed}>, <mailto:unsubscribe@${domain}?subject=unsubscribe>` },
+      { name: 'List-Unsubscribe-Post', value: 'List-Unsubscribe=One-Click' },
+      { name: 'Precedence', value: 'bulk' },
+    ];
+    if (r < 0.5) withInline();
+  } else if (msg.kind === 'notification') {
+    msg.internetMessageHeaders = [
+      { name: 'Auto-Submitted', value: 'auto-generated' },
+      { name: 'X-Auto-Response-Suppress', value: 'All' },
+    ];
+  } else if (msg.kind === 'invoice' && msg.hasAttachments) {
+    const number = /INV-\d{4}-\d{4}/.exec(msg.subject)?.[0] ?? `INV-${seed}`;
+    msg.attachments = [{ name: `Invoice ${number}.pdf`, contentType: 'application/pdf', generated: seed }];
+    if (r < 0.2) msg.attachments.push({ name: 'Terms and conditions.pdf', contentType: 'application/pdf', generated: seed + 1 });
+  } else if (msg.hasAttachments) {
+    const files: AttachmentInput[] = [
+      { name: 'Q3 roadmap.docx', contentType: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', generated: seed },
+      { name: 'budget.xlsx', contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', generated: seed },
+      { name: 'team photo.jpg', contentType: 'image/jpeg', generated: seed },
+      { name: 'notes.txt', contentType: 'text/plain', generated: seed },
+    ];
+    msg.attachments = [files[Math.floor(r * files.length)]!];
+  }
+  if (msg.kind === 'colleague' && msg.bodyContentType === 'html' && r > 0.8) withInline();
+  return msg;
+}
+
+const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+/** The bytes of a generated attachment: the same for the same name, type and seed. */
+export function generatedAttachmentBytes(name: string, contentType: string, seed: number): Buffer {
+  if (contentType === 'image/png') return PNG_1X1;
+  if (contentType === 'application/pdf') {
+    return Buffer.from(`%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% ${name} (sandbox ${seed})\ntrailer << /Root 1 0 R >>\n%%EOF\n`);
+  }
+  const line = `${name}: sandbox attachment ${seed}\n`;
+  const text = Buffer.from(line.repeat(1 + (seed % 40)));
+  if (contentType === 'image/jpeg') return Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), text, Buffer.from([0xff, 0xd9])]);
+  return text;
+}
+
+/** The contacts a seeded mailbox starts with: some colleagues and one vendor, never the newsletters. */
+export function generateContacts(upn: string): { displayName: string; emailAddresses: Address[] }[] {
+  const people = upn.startsWith('alice@') ? [...COLLEAGUES.slice(0, 3), VENDORS[0]!] : [COLLEAGUES[1]!];
+  return people.map((p) => ({ displayName: p.name, emailAddresses: [{ name: p.name, address: p.address }] }));
 }
 
 /** Plain text of a body (tags stripped, entities decoded) for bodyPreview. */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { makeEvent, type NewEvent, type StoredEvent } from './calendar.ts';
-import type { Address, GeneratedMessage } from './mailbox-generator.ts';
+import { generatedAttachmentBytes, type Address, type AttachmentInput, type GeneratedMessage, type MessageHeader } from './mailbox-generator.ts';
 
 /**
  * One user's mailbox: folders, messages and a change log for delta.
@@ -63,6 +63,43 @@ export interface StoredMessage {
   conversationId: string;
   internetMessageId: string;
   changeKey: string;
+  replyTo?: Address[];
+  /** Headers it arrived with beyond the standard ones (src/sandbox/message-headers.ts adds those). */
+  internetMessageHeaders?: MessageHeader[];
+  attachments?: StoredAttachment[];
+}
+
+/** A fileAttachment. Bytes are kept (base64) only when they were given; generated ones are made on demand. */
+export interface StoredAttachment {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  isInline: boolean;
+  contentId?: string;
+  lastModifiedDateTime: string;
+  contentBytes?: string;
+  generated?: number;
+}
+
+/** A personal contact in the default Contacts folder. */
+export interface StoredContact {
+  id: string;
+  seq: number;
+  changeKey: string;
+  createdDateTime: string;
+  lastModifiedDateTime: string;
+  displayName: string;
+  givenName: string;
+  surname: string;
+  emailAddresses: Address[];
+}
+
+export interface NewContact {
+  displayName: string;
+  givenName?: string;
+  surname?: string;
+  emailAddresses: Address[];
 }
 
 export interface Tombstone {
@@ -81,6 +118,9 @@ export interface MailboxData {
   messages: StoredMessage[];
   tombstones: Tombstone[];
   events?: StoredEvent[];
+  contacts?: StoredContact[];
+  /** Deleted contacts: {id, seq} (contacts delta reports them as @removed). */
+  contactTombstones?: { id: string; seq: number }[];
 }
 
 function hashId(prefix: string, ...parts: string[]): string {
@@ -104,6 +144,8 @@ export class Mailbox {
   private readonly byFolder = new Map<string, Set<string>>();
   tombstones: Tombstone[];
   readonly events = new Map<string, StoredEvent>();
+  readonly contacts = new Map<string, StoredContact>();
+  contactTombstones: { id: string; seq: number }[];
   /** Called after every mutation (persistence hook). */
   onChange: () => void = () => {};
 
@@ -115,6 +157,8 @@ export class Mailbox {
     for (const f of data.folders) this.indexFolder(f);
     for (const m of data.messages) this.indexMessage(m);
     for (const e of data.events ?? []) this.events.set(e.id, e);
+    for (const c of data.contacts ?? []) this.contacts.set(c.id, c);
+    this.contactTombstones = data.contactTombstones ?? [];
   }
 
   static create(upn: string, salt = randomBytes(8).toString('hex')): Mailbox {
@@ -134,6 +178,7 @@ export class Mailbox {
     return {
       upn: this.upn, seq: this.seq, salt: this.salt, folders: [...this.folders.values()],
       messages: [...this.messages.values()], tombstones: this.tombstones, events: [...this.events.values()],
+      contacts: [...this.contacts.values()], contactTombstones: this.contactTombstones,
     };
   }
 
@@ -229,13 +274,37 @@ export class Mailbox {
       subject: g.subject, bodyContentType: g.bodyContentType, body: g.body, importance: g.importance,
       isRead: g.isRead, isDraft: g.isDraft ?? false, hasAttachments: g.hasAttachments, flagStatus: g.flagStatus,
       categories: [...g.categories], from: g.from, to: g.to, cc: g.cc,
+      ...(g.replyTo?.length ? { replyTo: g.replyTo } : {}),
+      ...(g.internetMessageHeaders?.length ? { internetMessageHeaders: g.internetMessageHeaders.map((h) => ({ name: h.name, value: h.value })) } : {}),
       conversationId: hashId('AAQkAGI2', this.salt, 'conv', g.subject.replace(/^(re|fw|fwd):\s*/i, '').toLowerCase()),
       internetMessageId: `<${createHash('sha1').update(this.salt + serial).digest('hex').slice(0, 24)}@${g.from.address.split('@')[1] ?? 'mail.example'}>`,
       changeKey: changeKeyOf(seq, this.salt),
     };
+    const attachments = this.storeAttachments(g.attachments, g.hasAttachments, serial, m.createdDateTime);
+    if (attachments.length) m.attachments = attachments;
+    // Graph's hasAttachments leaves inline attachments out (docs/microsoft-notes.md, "Headers, attachments…").
+    m.hasAttachments = attachments.some((a) => !a.isInline);
     this.indexMessage(m);
     this.onChange();
     return m;
+  }
+
+  /**
+   * Attachments as stored. A message said to have attachments but given none gets one generated file, so
+   * hasAttachments and GET …/attachments always agree.
+   */
+  private storeAttachments(input: AttachmentInput[] | undefined, hasAttachments: boolean, serial: string, nowIso: string): StoredAttachment[] {
+    const list = input?.length ? input : hasAttachments ? [{ name: 'attachment.pdf', contentType: 'application/pdf', generated: Number(serial) }] : [];
+    return list.map((a, i) => {
+      const bytes = a.content === undefined ? undefined : Buffer.isBuffer(a.content) ? a.content : Buffer.from(a.content, 'base64');
+      const generated = bytes ? undefined : a.generated ?? Number(serial) * 31 + i;
+      const size = bytes ? bytes.length : generatedAttachmentBytes(a.name, a.contentType, generated!).length;
+      return {
+        id: hashId('AAMkAGI2TG93AAABEgAQA', this.salt, 'att', serial, String(i)), name: a.name, contentType: a.contentType, size,
+        isInline: a.isInline === true, ...(a.contentId ? { contentId: a.contentId } : {}), lastModifiedDateTime: nowIso,
+        ...(bytes ? { contentBytes: bytes.toString('base64') } : { generated }),
+      };
+    });
   }
 
   /** Apply a change to a message and bump its seq, lastModified and changeKey. */
@@ -269,6 +338,7 @@ export class Mailbox {
       subject: m.subject, bodyContentType: m.bodyContentType, body: m.body, from: m.from, to: m.to, cc: m.cc,
       receivedDateTime: m.receivedDateTime, sentDateTime: m.sentDateTime, importance: m.importance, isRead: m.isRead,
       hasAttachments: m.hasAttachments, categories: m.categories, flagStatus: m.flagStatus, isDraft: m.isDraft,
+      replyTo: m.replyTo, internetMessageHeaders: m.internetMessageHeaders, attachments: m.attachments?.map(attachmentInput),
     }, destId, nowIso);
     copy.conversationId = m.conversationId;
     copy.internetMessageId = m.internetMessageId;
@@ -301,8 +371,58 @@ export class Mailbox {
     return [...this.events.values()].sort((a, b) => a.start.localeCompare(b.start));
   }
 
+  /** The default Contacts folder's id (contacts delta is per contact folder). */
+  get contactsFolderId(): string {
+    return hashId('AQMkAD', this.salt, 'folder', 'contacts');
+  }
+
+  addContact(input: NewContact, nowIso: string): StoredContact {
+    const seq = this.nextSeq();
+    const [first = '', ...rest] = input.displayName.split(' ');
+    const c: StoredContact = {
+      id: hashId('AAMkAGI2TG93AAABEgAZA', this.salt, 'contact', String(seq)), seq, changeKey: changeKeyOf(seq, this.salt),
+      createdDateTime: nowIso, lastModifiedDateTime: nowIso, displayName: input.displayName,
+      givenName: input.givenName ?? first, surname: input.surname ?? rest.join(' '),
+      emailAddresses: input.emailAddresses.map((a) => ({ name: a.name || a.address, address: a.address })),
+    };
+    this.contacts.set(c.id, c);
+    this.onChange();
+    return c;
+  }
+
+  updateContact(c: StoredContact, change: Partial<NewContact>, nowIso: string): StoredContact {
+    if (change.displayName !== undefined) c.displayName = change.displayName;
+    if (change.givenName !== undefined) c.givenName = change.givenName;
+    if (change.surname !== undefined) c.surname = change.surname;
+    if (change.emailAddresses) c.emailAddresses = change.emailAddresses.map((a) => ({ name: a.name || a.address, address: a.address }));
+    c.seq = this.nextSeq();
+    c.changeKey = changeKeyOf(c.seq, this.salt);
+    c.lastModifiedDateTime = nowIso;
+    this.onChange();
+    return c;
+  }
+
+  deleteContact(c: StoredContact): void {
+    this.contactTombstones.push({ id: c.id, seq: this.nextSeq() });
+    this.contacts.delete(c.id);
+    this.onChange();
+  }
+
   /** Tombstones of a folder with seq in (from, to]. */
   tombstonesIn(folderId: string, from: number, to: number): Tombstone[] {
     return this.tombstones.filter((t) => t.folderId === folderId && t.seq > from && t.seq <= to);
   }
+}
+
+/** A stored attachment as input again (copy keeps the same files). */
+function attachmentInput(a: StoredAttachment): AttachmentInput {
+  return {
+    name: a.name, contentType: a.contentType, isInline: a.isInline, contentId: a.contentId,
+    ...(a.contentBytes !== undefined ? { content: a.contentBytes } : { generated: a.generated }),
+  };
+}
+
+/** The bytes of a stored attachment. */
+export function attachmentBytes(a: StoredAttachment): Buffer {
+  return a.contentBytes !== undefined ? Buffer.from(a.contentBytes, 'base64') : generatedAttachmentBytes(a.name, a.contentType, a.generated ?? 0);
 }

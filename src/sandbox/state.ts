@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateMailbox, type GeneratedMessage } from './mailbox-generator.ts';
+import { generateContacts, generateMailbox, type GeneratedMessage } from './mailbox-generator.ts';
 import { Mailbox, type MailboxData } from './mailbox-store.ts';
 import { SANDBOX_USERS } from './directory.ts';
 import { ianaZone } from './calendar.ts';
@@ -73,6 +73,7 @@ export function seedMailbox(upn: string, seed: number, now: number, inboxSize?: 
     const f = box.folder(name)!;
     for (const g of list) box.addMessage({ ...g, isRead: name !== 'junkemail' ? true : g.isRead }, f.id, nowIso);
   }
+  for (const c of generateContacts(upn)) box.addContact(c, nowIso);
   return box;
 }
 
