@@ -77,4 +77,16 @@ describe('nothing is lost to a garbage response (issue 10.6)', () => {
     assert.deepEqual(run.actions.map((a) => `${a.messageId}:${a.action}:${a.result}`), [`${m.immutableId}:moveTo:done`]);
     assert.ok(!inInbox(m.immutableId));
   });
+
+  test('a delta page cut off mid-body, then a reset: the page is read again and acted on once', async () => {
+    const m = h.sandbox.admin.deliver(ALICE, { subject: 'The weekly letter #3', from: 'news@news.example.com' });
+    h.sandbox.admin.clearFaults();
+    h.sandbox.admin.injectFault({ kind: 'truncated', match: { method: 'GET', pathContains: '/messages/delta' } });
+    h.sandbox.admin.injectFault({ kind: 'reset', match: { method: 'GET', pathContains: '/messages/delta' } });
+    const run = await runner.run('letters');
+    assert.deepEqual([h.sandbox.admin.faults().fired.truncated, h.sandbox.admin.faults().fired.reset], [1, 1]);
+    assert.equal(run.ok, true, run.error);
+    assert.deepEqual(run.actions.map((a) => `${a.messageId}:${a.action}:${a.result}`), [`${m.immutableId}:moveTo:done`]);
+    assert.ok(!inInbox(m.immutableId));
+  });
 });
