@@ -67,7 +67,8 @@ export async function runCalendarRules(ctx: JobContext, job: CalendarRulesJob, o
   }
   let index = (await ctx.store.get<Record<string, IndexEntry>>(INDEX_KEY)) ?? {};
   const hours = workingHoursOnce(ctx, calendar, job, options.timezone);
-  const touched = new Set<string>();
+  // Events this run has listed: a catch-up round shows our own changes again, and they are not counted twice.
+  const listed = new Set<string>();
   let resynced = false;
   let extraRounds = 0;
   for (;;) {
@@ -90,7 +91,8 @@ export async function runCalendarRules(ctx: JobContext, job: CalendarRulesJob, o
     for (const event of round.events) nextIndex[event.id] = entryOf(event);
     const views: EventView[] = [];
     for (const event of round.events) {
-      if (!touched.has(event.id)) ctx.report.examined++;
+      if (!listed.has(event.id)) ctx.report.examined++;
+      listed.add(event.id);
       const view = viewOf(event, index, nextIndex);
       // Past events (the window started up to a day ago) and cancelled ones are not answered or changed.
       if (view.end > now && !Number.isNaN(view.start)) views.push(view);
@@ -101,7 +103,7 @@ export async function runCalendarRules(ctx: JobContext, job: CalendarRulesJob, o
     }
     const planned = views.flatMap((view) => planCalendarActions(job.rules, view).map((step) => ({ step, view })));
     const before = ctx.report.actions.length;
-    const ledgers = planned.length > 0 ? await act(ctx, calendar, planned, touched, options.notifyUrl) : [];
+    const ledgers = planned.length > 0 ? await act(ctx, calendar, planned, options.notifyUrl) : [];
     const next: SyncState = { link: round.deltaLink, windowStart: state.windowStart, windowDays: state.windowDays };
     if (!ctx.dryRun) {
       await ctx.store.setMany<unknown>([...ledgers, { key: STATE_KEY, value: next }, { key: INDEX_KEY, value: nextIndex }]);
@@ -210,7 +212,7 @@ interface Target {
  * to store with the next link. A failure Graph may retry is thrown after what was done is stored, so the round
  * is read again next run; any other failure is reported and not tried again.
  */
-async function act(ctx: JobContext, calendar: Calendar, planned: { step: PlannedCalendarAction; view: EventView }[], touched: Set<string>, notifyUrl?: URL): Promise<LedgerWrite[]> {
+async function act(ctx: JobContext, calendar: Calendar, planned: { step: PlannedCalendarAction; view: EventView }[], notifyUrl?: URL): Promise<LedgerWrite[]> {
   const targets = new Map<string, Target>();
   for (const { step, view } of planned) {
     const target = targets.get(step.targetId) ?? { id: step.targetId, view, ledgerKey: `ledger:${step.targetId}`, ledger: { done: [] }, steps: [] };
@@ -225,10 +227,7 @@ async function act(ctx: JobContext, calendar: Calendar, planned: { step: Planned
     };
     ctx.report.actions.push(r);
   };
-  if (ctx.dryRun) {
-    for (const t of targets.values()) for (const { step } of t.steps) record(t, step, 'planned');
-    return [];
-  }
+  // The ledger is read in a dry run too, so it plans only what a real run would still do.
   const list = [...targets.values()];
   const stored = await ctx.store.getMany<LedgerEntry>(list.map((t) => t.ledgerKey));
   list.forEach((t, i) => {
@@ -243,6 +242,10 @@ async function act(ctx: JobContext, calendar: Calendar, planned: { step: Planned
       return true;
     });
   });
+  if (ctx.dryRun) {
+    for (const t of list) for (const { step } of t.steps) record(t, step, 'planned');
+    return [];
+  }
   const writes = () => list.map((t) => ({ key: t.ledgerKey, value: t.ledger, ttlMs: LEDGER_TTL_MS }));
   let transient: unknown;
   const failed = (t: Target, step: PlannedCalendarAction, id: string, error: unknown) => {
@@ -270,7 +273,6 @@ async function act(ctx: JobContext, calendar: Calendar, planned: { step: Planned
           record(t, step, 'skipped', answer === 'organizer' ? 'you organize this event' : `already answered (${answer}); an answer already given is never overridden`);
         } else {
           await calendar.respond(t.id, response, { comment, sendResponse, signal: ctx.signal });
-          touched.add(t.id);
           record(t, step, 'done');
         }
         done(t, id);
@@ -302,7 +304,6 @@ async function act(ctx: JobContext, calendar: Calendar, planned: { step: Planned
         for (const { step, id } of p.steps) {
           if (r.status >= 200 && r.status < 300 && !r.error) {
             done(p.t, id);
-            touched.add(p.t.id);
             record(p.t, step, 'done');
           } else failed(p.t, step, id, r.error ?? new Error(`HTTP ${r.status}`));
         }

@@ -31,11 +31,12 @@ function nextBerlinWeekday(): number {
 describe('calendar rules through the sandbox: the README example', () => {
   let h: Harness;
   const notified: Record<string, unknown>[] = [];
+  const hooked: Record<string, unknown>[] = [];
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      notified.push(JSON.parse(body));
+      (req.url === '/hook' ? hooked : notified).push(JSON.parse(body));
       res.writeHead(204).end();
     });
   });
@@ -45,7 +46,8 @@ describe('calendar rules through the sandbox: the README example', () => {
 
   before(async () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const notifyUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/notify`;
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const notifyUrl = `${base}/notify`;
     h = await startHarness({
       env: { NOTIFY_URL: notifyUrl },
       jobsFile: `${readmeExample()}  - name: moves
@@ -54,7 +56,7 @@ describe('calendar rules through the sandbox: the README example', () => {
     rules:
       - name: board-moved
         match: { organizerDomain: board.contoso.test, changed: true }
-        actions: [ { notify: true } ]
+        actions: [ { notify: true }, { webhook: "${base}/hook" } ]
 `,
     });
     await signIn(h);
@@ -179,12 +181,15 @@ describe('calendar rules through the sandbox: the README example', () => {
     h.sandbox.admin.updateEvent(ALICE, ids.board!, { start: at(17), end: at(18) });
     const moved = await h.rt.runner.run('moves');
     assert.equal(moved.ok, true, moved.error);
-    assert.deepEqual(moved.actions.map((a) => `${a.rule}:${a.action}:${a.result}`), ['board-moved:notify:done']);
+    assert.deepEqual(moved.actions.map((a) => `${a.rule}:${a.action}:${a.result}`).sort(), ['board-moved:notify:done', 'board-moved:webhook:done']);
+    assert.equal(hooked.length, 1);
+    assert.equal((hooked[0]!.calendarEvent as { subject: string }).subject, 'Board meeting');
     assert.equal(notified.length, 1);
     assert.match(String(notified[0]!.text), /"Board meeting".*board-moved.*moved/);
     assert.equal((notified[0]!.calendarEvent as { id: string }).id, ids.board);
     assert.deepEqual((await h.rt.runner.run('moves')).actions, []);
     assert.equal(notified.length, 1);
+    assert.equal(hooked.length, 1);
 
     ids.later = h.sandbox.admin.addEvent(ALICE, { subject: '1:1 Alice / Bob (later)', start: at(8.5), end: at(9), organizer: 'bob@contoso.test', attendees: [ALICE], deliverAt: new Date(Date.now() + 5 * 60_000).toISOString() }).id;
     const before = await h.rt.runner.run('meetings');
