@@ -45,3 +45,23 @@ export async function discoverIssuer(options: {
     return config;
   }
 }
+
+/**
+ * `client.buildAuthorizationUrl`, but a plain-HTTP authorization endpoint on a loopback address is accepted
+ * (openid-client refuses any http endpoint). The endpoint is only where the person's browser is sent, never
+ * fetched by the agent; a loopback address cannot be reached or observed from the network (the reasoning of
+ * RFC 8252 8.3). The built-in sandbox serves its sign-in page that way so that no browser shows a certificate
+ * warning (docs/microsoft-notes.md, "The sandbox's sign-in pages"). Every other endpoint stays HTTPS-only.
+ * Example: `buildAuthorizationUrl(config, { redirect_uri, scope, state })`.
+ */
+export function buildAuthorizationUrl(config: client.Configuration, parameters: Record<string, string>): URL {
+  const metadata = config.serverMetadata();
+  const endpoint = metadata.authorization_endpoint && URL.canParse(metadata.authorization_endpoint) ? new URL(metadata.authorization_endpoint) : undefined;
+  if (endpoint?.protocol !== 'http:' || !LOOPBACK_HOSTNAMES.has(endpoint.hostname)) return client.buildAuthorizationUrl(config, parameters);
+  // A configuration of its own, used for nothing but this URL, so the HTTPS-only rule stays on for requests.
+  const browserOnly = new client.Configuration(metadata, config.clientMetadata().client_id);
+  client.allowInsecureRequests(browserOnly);
+  return client.buildAuthorizationUrl(browserOnly, parameters);
+}
+
+const LOOPBACK_HOSTNAMES = new Set(['127.0.0.1', '[::1]', 'localhost']);

@@ -48,6 +48,8 @@ export interface SandboxContext {
   accessTokenLifetimeSec: number;
   /** https://127.0.0.1:port, filled in once listening. */
   origin: string;
+  /** Where a person's browser is sent (authorize, device code page): http://127.0.0.1:signInPort on loopback. */
+  signInOrigin: string;
   tokenLog: TokenRequestLogEntry[];
   graphLog: GraphRequestLogEntry[];
   injections: PendingInjection[];

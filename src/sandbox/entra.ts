@@ -169,8 +169,20 @@ const AUTHORIZE_PARAMS = [
   'code_challenge_method', 'prompt', 'login_hint', 'domain_hint', 'client_info',
 ];
 
-export function createEntraRouter(ctx: SandboxContext): express.Router {
-  const router = express.Router();
+/**
+ * The two faces of the authority. `api`: what programs call (discovery, JWKS, token, devicecode), served over
+ * HTTPS only. `browser`: the pages a person opens (authorize, sign-in, logout, device code page), served on the
+ * HTTPS origin too (nothing that existed breaks) and on the sandbox's plain-HTTP loopback sign-in origin, which
+ * discovery's `authorization_endpoint` and the device code's `verification_uri` name (docs/microsoft-notes.md,
+ * "The sandbox's sign-in pages").
+ *
+ * @example
+ * const { api, browser } = createEntraRouter(ctx);
+ * httpsApp.use(api, browser); loopbackHttpApp.use(browser);
+ */
+export function createEntraRouter(ctx: SandboxContext): { api: express.Router; browser: express.Router } {
+  const api = express.Router();
+  const browser = express.Router();
   const codes = new Map<string, CodeRecord>();
   const sessions = new Map<string, Session>();
   const deviceCodes = new Map<string, DeviceCodeRecord>();
@@ -189,12 +201,13 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
   }
 
   // ---------- discovery ----------
-  router.get('/:tenant/v2.0/.well-known/openid-configuration', (req, res) => {
+  api.get('/:tenant/v2.0/.well-known/openid-configuration', (req, res) => {
     const t = tenantOr400(req, res);
     if (!t) return;
     const seg = t.kind === 'tenant' ? t.tid : t.kind;
     const issuer = t.kind === 'tenant' || t.kind === 'consumers' ? issuerFor(t.tid) : `${ctx.origin}/{tenantid}/v2.0`;
     const base = `${ctx.origin}/${seg}`;
+    const pages = `${ctx.signInOrigin}/${seg}`;
     setEntraHeaders(res);
     res.setHeader('Cache-Control', 'max-age=86400, private');
     res.setHeader('Access-Control-Allow-Origin', '*');
@@ -210,11 +223,11 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
       issuer,
       request_uri_parameter_supported: false,
       userinfo_endpoint: `${ctx.origin}/oidc/userinfo`,
-      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      authorization_endpoint: `${pages}/oauth2/v2.0/authorize`,
       device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
       http_logout_supported: true,
       frontchannel_logout_supported: true,
-      end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+      end_session_endpoint: `${pages}/oauth2/v2.0/logout`,
       claims_supported: [
         'sub', 'iss', 'cloud_instance_name', 'cloud_instance_host_name', 'cloud_graph_host_name', 'msgraph_host', 'aud',
         'exp', 'iat', 'auth_time', 'acr', 'nonce', 'preferred_username', 'name', 'tid', 'ver', 'at_hash', 'c_hash', 'email',
@@ -228,7 +241,7 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
     });
   });
 
-  router.get('/:tenant/discovery/v2.0/keys', (req, res) => {
+  api.get('/:tenant/discovery/v2.0/keys', (req, res) => {
     const t = tenantOr400(req, res);
     if (!t) return;
     const jwk = createPublicKey(ctx.signing.publicKeyPem).export({ format: 'jwk' }) as { n: string; e: string };
@@ -352,10 +365,10 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
     setEntraHeaders(res);
     res.type('html').send(renderSignInPage(signInModel(req, p, app, parsed)));
   }
-  router.get('/:tenant/oauth2/v2.0/authorize', authorize);
-  router.post('/:tenant/oauth2/v2.0/authorize', form, authorize);
+  browser.get('/:tenant/oauth2/v2.0/authorize', authorize);
+  browser.post('/:tenant/oauth2/v2.0/authorize', form, authorize);
 
-  router.post('/:tenant/login', form, (req, res) => {
+  browser.post('/:tenant/login', form, (req, res) => {
     const p = paramsOf(req);
     const ok = validateAuthorize(req, res, p);
     if (!ok) return;
@@ -377,14 +390,14 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
     }
     const session: Session = { oid: user.oid, sid: randomUUID(), authTime: ctx.now() };
     sessions.set(session.sid, session);
-    res.setHeader('Set-Cookie', `ESTSAUTH=${session.sid}; Path=/; Secure; HttpOnly; SameSite=None`);
+    res.setHeader('Set-Cookie', `ESTSAUTH=${session.sid}; Path=/; ${sessionCookieAttributes(req)}`);
     issueCode(res, p, t, parsed, session);
   });
 
-  router.get('/:tenant/oauth2/v2.0/logout', (req, res) => {
+  browser.get('/:tenant/oauth2/v2.0/logout', (req, res) => {
     const sid = cookieOf(req, 'ESTSAUTH');
     if (sid) sessions.delete(sid);
-    res.setHeader('Set-Cookie', 'ESTSAUTH=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0');
+    res.setHeader('Set-Cookie', `ESTSAUTH=; Path=/; ${sessionCookieAttributes(req)}; Max-Age=0`);
     setEntraHeaders(res);
     const target = first(req.query.post_logout_redirect_uri);
     if (target) {
@@ -606,7 +619,7 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
     return { user, body: issueUserTokens(app, user, rec.scopes, grant, { clientInfo: p.client_info === '1' }) };
   }
 
-  router.post('/:tenant/oauth2/v2.0/token', form, (req, res) => {
+  api.post('/:tenant/oauth2/v2.0/token', form, (req, res) => {
     setEntraHeaders(res);
     const p = bodyParamsOf(req);
     const grantType = p.grant_type ?? '';
@@ -641,7 +654,7 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
   });
 
   // ---------- device code (RFC 8628) ----------
-  router.post('/:tenant/oauth2/v2.0/devicecode', form, (req, res) => {
+  api.post('/:tenant/oauth2/v2.0/devicecode', form, (req, res) => {
     setEntraHeaders(res);
     const p = bodyParamsOf(req);
     const t = resolveTenant(String(req.params.tenant));
@@ -663,7 +676,7 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
       deviceCode, userCode, clientId: app.clientId, scopes: [...parsed.graph, ...parsed.oidc], status: 'pending',
       expiresAt: ctx.now() + DEVICE_CODE_LIFETIME_S * 1000,
     });
-    const verificationUri = `${ctx.origin}/devicelogin`;
+    const verificationUri = `${ctx.signInOrigin}/devicelogin`;
     res.json({
       user_code: userCode, device_code: deviceCode, verification_uri: verificationUri,
       expires_in: DEVICE_CODE_LIFETIME_S, interval: DEVICE_CODE_INTERVAL_S,
@@ -674,12 +687,12 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
   const findDeviceCode = (userCode: string) =>
     [...deviceCodes.values()].find((d) => d.userCode === userCode.trim().toUpperCase() && d.status === 'pending' && d.expiresAt > ctx.now());
 
-  router.get('/devicelogin', (_req, res) => {
+  browser.get('/devicelogin', (_req, res) => {
     setEntraHeaders(res);
     res.type('html').send(renderDeviceCodePage('/devicelogin'));
   });
 
-  router.post('/devicelogin', form, (req, res) => {
+  browser.post('/devicelogin', form, (req, res) => {
     setEntraHeaders(res);
     const p = bodyParamsOf(req);
     const rec = findDeviceCode(p.otc ?? '');
@@ -713,7 +726,16 @@ export function createEntraRouter(ctx: SandboxContext): express.Router {
     }));
   });
 
-  return router;
+  return { api, browser };
+}
+
+/**
+ * Entra's session cookie is `Secure; SameSite=None`. On the plain-HTTP loopback sign-in origin a browser may
+ * refuse a `Secure` cookie, and `SameSite=None` requires `Secure`; `Lax` still comes along on the top-level
+ * navigations that authorize is reached by, so single sign-on (prompt=none) works on either origin.
+ */
+function sessionCookieAttributes(req: Request): string {
+  return req.secure ? 'Secure; HttpOnly; SameSite=None' : 'HttpOnly; SameSite=Lax';
 }
 
 function describePermissions(parsed: ParsedScopes): string[] {

@@ -13,7 +13,7 @@ describe('mailbox-agent signin --device', () => {
   test('prints the URL and code, polls, and stores the sign-in like the browser flow; jobs run', async () => {
     const run = startDeviceSignin(h.env, h.dir);
     const { url, userCode } = await run.code;
-    assert.equal(url, `${h.sandbox.url}/devicelogin`);
+    assert.equal(url, `${h.sandbox.signInUrl}/devicelogin`);
     assert.match(userCode, /^[A-Z0-9]{9}$/);
     assert.match(await onTheDevicePage(h.fetch, url, userCode, { user: 'alice@contoso.test' }), /You have signed in/);
     const { code, stdout, stderr } = await run.exit;

@@ -18,8 +18,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** The agent as `npm start` runs it (web UI + scheduler), on free ports, against a sandbox of the test's own. */
-export async function startAgentServer(extraEnv: Record<string, string> = {}) {
+/**
+ * The agent as `npm start` runs it (web UI + scheduler), on free ports, against a sandbox of the test's own.
+ * `redirectUri: false` leaves MS_REDIRECT_URI out of the environment, as a person who only sets PORT does.
+ */
+export async function startAgentServer(extraEnv: Record<string, string> = {}, options: { redirectUri?: boolean } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'ma-srv-'));
   const sandbox: Sandbox = await startSandbox({ dataDir: path.join(dir, 'sandbox'), port: 0 });
   const port = await freePort();
@@ -31,7 +34,7 @@ export async function startAgentServer(extraEnv: Record<string, string> = {}) {
     AGENT_CONFIG: jobsPath,
     SANDBOX_PORT: new URL(sandbox.url).port,
     PORT: String(port),
-    MS_REDIRECT_URI: `http://localhost:${port}/auth/callback`,
+    ...(options.redirectUri === false ? {} : { MS_REDIRECT_URI: `http://localhost:${port}/auth/callback` }),
     ...extraEnv,
   };
   const config = loadConfig(env, { envFile: false, cwd: dir });

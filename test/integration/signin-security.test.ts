@@ -17,7 +17,7 @@ describe('the sign-in callback refuses what it must, and stores nothing then', (
   test('sign-in sends PKCE S256, state, nonce and offline_access, and binds the flow to an HttpOnly cookie', async () => {
     const res = await h.http.get('/auth/signin').set('Host', hostOf(h)).expect(302);
     const url = new URL(res.headers.location!);
-    assert.equal(url.origin, h.sandbox.url);
+    assert.equal(url.origin, h.sandbox.signInUrl);
     assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
     assert.ok((url.searchParams.get('code_challenge') ?? '').length >= 43);
     assert.ok(url.searchParams.get('state'));

@@ -3,6 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Agent, fetch } from 'undici';
 import { startSandbox, SANDBOX_CLIENT_ID, type Sandbox } from '../../src/sandbox/index.ts';
@@ -31,6 +33,19 @@ async function call(path: string, init: { method?: string; headers?: Record<stri
     json = JSON.parse(text) as Json;
   } catch { /* html or empty */ }
   return { status: res.status, headers: res.headers, text, json: json as Json };
+}
+
+/** A free port whose neighbour (port + 1) is free too. */
+async function freePortPair(): Promise<number> {
+  for (;;) {
+    const a = createServer().listen(0, '127.0.0.1');
+    await once(a, 'listening');
+    const port = (a.address() as { port: number }).port;
+    const b = createServer().listen(port + 1, '127.0.0.1');
+    const ok = await Promise.race([once(b, 'listening').then(() => true), once(b, 'error').then(() => false)]);
+    await Promise.all([new Promise((r) => a.close(r)), ok ? new Promise((r) => b.close(r)) : undefined]);
+    if (ok && port + 1 <= 65535) return port;
+  }
 }
 
 function pkce() {
@@ -107,6 +122,96 @@ describe('transport', () => {
   });
 });
 
+describe('the sign-in origin (plain HTTP on loopback, for the pages a browser opens)', () => {
+  it('is where discovery sends the browser (authorize, logout), while discovery, JWKS and token stay HTTPS', async () => {
+    assert.match(sb.signInUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(new URL(sb.signInUrl).port, new URL(sb.url).port);
+    const r = await call(`/${sb.tenantId}/v2.0/.well-known/openid-configuration`);
+    assert.equal(r.json.authorization_endpoint, `${sb.signInUrl}/${sb.tenantId}/oauth2/v2.0/authorize`);
+    assert.equal(r.json.end_session_endpoint, `${sb.signInUrl}/${sb.tenantId}/oauth2/v2.0/logout`);
+    assert.equal(r.json.token_endpoint, `${sb.url}/${sb.tenantId}/oauth2/v2.0/token`);
+    assert.equal(r.json.jwks_uri, `${sb.url}/${sb.tenantId}/discovery/v2.0/keys`);
+    assert.equal(r.json.device_authorization_endpoint, `${sb.url}/${sb.tenantId}/oauth2/v2.0/devicecode`);
+  });
+  it('serves the sign-in page and completes a sign-in whose code the HTTPS token endpoint redeems', async () => {
+    const { verifier, challenge } = pkce();
+    const params = { client_id: SANDBOX_CLIENT_ID, redirect_uri: REDIRECT, response_type: 'code', scope: SCOPE, state: 's-http', code_challenge: challenge, code_challenge_method: 'S256' };
+    const page = await fetch(`${sb.signInUrl}/common/oauth2/v2.0/authorize?${new URLSearchParams(params)}`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<form method="post" action="\/common\/login">/);
+    const login = await fetch(`${sb.signInUrl}/common/login`, {
+      method: 'POST', redirect: 'manual', body: new URLSearchParams({ ...params, username: 'alice@contoso.test', password: 'sandbox', action: 'signin' }),
+    });
+    assert.equal(login.status, 302);
+    // The session cookie: a browser keeps it on plain HTTP (no Secure), and it comes along on top-level navigations.
+    assert.match(login.headers.get('set-cookie')!, /^ESTSAUTH=[0-9a-f-]{36}; Path=\/; HttpOnly; SameSite=Lax$/);
+    const loc = new URL(login.headers.get('location')!);
+    assert.equal(loc.searchParams.get('state'), 's-http');
+    const tok = await call(`/${sb.tenantId}/oauth2/v2.0/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, grant_type: 'authorization_code', code: loc.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }),
+    });
+    assert.equal(tok.status, 200, tok.text);
+  });
+  it('answers the authorize errors exactly as the HTTPS origin does', async () => {
+    const bad = new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, redirect_uri: 'http://evil.example/auth/callback', response_type: 'code', scope: SCOPE });
+    const overHttp = await fetch(`${sb.signInUrl}/common/oauth2/v2.0/authorize?${bad}`, { redirect: 'manual' });
+    assert.equal(overHttp.status, 400);
+    assert.match(await overHttp.text(), /AADSTS50011/);
+    const reportable = new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, redirect_uri: REDIRECT, response_type: 'token', scope: SCOPE, state: 'e' });
+    const redirected = await fetch(`${sb.signInUrl}/common/oauth2/v2.0/authorize?${reportable}`, { redirect: 'manual' });
+    assert.equal(redirected.status, 302);
+    assert.equal(new URL(redirected.headers.get('location')!).searchParams.get('error'), 'unsupported_response_type');
+  });
+  it('serves nothing but those pages: no token endpoint, no device code endpoint, no Graph, no control API over HTTP', async () => {
+    for (const [method, path] of [
+      ['POST', `/${sb.tenantId}/oauth2/v2.0/token`], ['POST', `/${sb.tenantId}/oauth2/v2.0/devicecode`],
+      ['GET', `/${sb.tenantId}/v2.0/.well-known/openid-configuration`], ['GET', '/v1.0/me'], ['GET', '/_sandbox/info'],
+    ] as const) {
+      const r = await fetch(`${sb.signInUrl}${path}`, { method, ...(method === 'POST' ? { body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x', client_id: SANDBOX_CLIENT_ID }) } : {}) });
+      assert.equal(r.status, 404, `${method} ${path}`);
+      await r.body?.cancel();
+    }
+  });
+  it('names the sign-in origin as the device code verification_uri', async () => {
+    const dc = await call(`/${sb.tenantId}/oauth2/v2.0/devicecode`, { method: 'POST', body: new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, scope: SCOPE }) });
+    assert.equal(dc.json.verification_uri, `${sb.signInUrl}/devicelogin`);
+    assert.match(dc.json.message, new RegExp(`open the page ${sb.signInUrl}/devicelogin `));
+    const page = await fetch(dc.json.verification_uri);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<label for="otc">Code<\/label>/);
+  });
+  it('keeps the session cookie Secure and SameSite=None on the HTTPS origin', async () => {
+    const r = await signIn({ state: 'cookie' });
+    assert.match(r.headers.get('set-cookie')!, /; Path=\/; Secure; HttpOnly; SameSite=None$/);
+  });
+  it('listens next to a fixed HTTPS port by default, keeps its port across restarts, and takes another when that one is busy', async () => {
+    const pdir = mkdtempSync(join(tmpdir(), 'sandbox-signin-port-'));
+    const httpsPort = await freePortPair();
+    let s = await startSandbox({ dataDir: pdir, port: httpsPort });
+    try {
+      assert.equal(s.signInUrl, `http://127.0.0.1:${httpsPort + 1}`);
+      await s.close();
+      // The port next to it is taken now: an ephemeral one is used and remembered.
+      const blocker = createServer().listen(httpsPort + 1, '127.0.0.1');
+      await once(blocker, 'listening');
+      try {
+        s = await startSandbox({ dataDir: pdir, port: httpsPort });
+        const chosen = s.signInUrl;
+        assert.notEqual(new URL(chosen).port, String(httpsPort + 1));
+        await s.close();
+        s = await startSandbox({ dataDir: pdir, port: httpsPort });
+        assert.equal(s.signInUrl, chosen, 'the agent in another process keeps a working sign-in link');
+      } finally {
+        blocker.close();
+      }
+    } finally {
+      await s.close();
+      rmSync(pdir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('discovery', () => {
   it('uses the GUID issuer for the tenant id and domain', async () => {
     for (const seg of [sb.tenantId, 'contoso.test']) {
@@ -122,7 +227,7 @@ describe('discovery', () => {
     for (const seg of ['common', 'organizations']) {
       const r = await call(`/${seg}/v2.0/.well-known/openid-configuration`);
       assert.equal(r.json.issuer, `${sb.url}/{tenantid}/v2.0`);
-      assert.equal(r.json.authorization_endpoint, `${sb.url}/${seg}/oauth2/v2.0/authorize`);
+      assert.equal(r.json.authorization_endpoint, `${sb.signInUrl}/${seg}/oauth2/v2.0/authorize`);
     }
     const c = await call('/consumers/v2.0/.well-known/openid-configuration');
     assert.equal(c.json.issuer, `${sb.url}/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0`);
