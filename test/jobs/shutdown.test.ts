@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../src/cli/server.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { Scheduler } from '../../src/jobs/index.ts';
-import { logCapture, parseForm, signIn, startHarness, type Harness } from '../helpers/harness.ts';
+import { logCapture, parseForm, REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
 const EVERY_SECOND = `jobs:
   - name: tag-all
@@ -189,5 +190,37 @@ describe('shutdown stops answering at once: the listener closes, idle connection
     assert.equal(run?.status, 200, busy.received);
     assert.equal(gate.sawStop, true, 'the job in flight was asked to stop at its next safe point, and finished');
     assert.ok(!lines.some((l) => l.includes(callback.searchParams.get('code')!)), 'the code is never logged');
+  });
+
+  test('SIGTERM: the listener closes, an idle keep-alive connection is closed, and the process exits 0', async () => {
+    const port = await freePort();
+    const script = path.join(dir, 'start.mts');
+    const src = (file: string) => JSON.stringify(path.join(REPO, 'src', file));
+    writeFileSync(script, `import { loadConfig } from ${src('config/index.ts')};
+import { createLogger } from ${src('config/logger.ts')};
+import { startServer } from ${src('cli/server.ts')};
+await startServer(loadConfig(process.env, { envFile: false }), createLogger({ level: 'info' }));
+`);
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      cwd: REPO,
+      env: { ...process.env, ...h.env, HOST: '127.0.0.1', PORT: String(port), MS_REDIRECT_URI: `http://127.0.0.1:${port}/auth/callback`, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const answers = () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    for (let i = 0; i < 1500 && child.exitCode === null && !(await answers()); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(await answers(), stderr);
+
+    const idle = rawConnection(port);
+    await idle.connected;
+    idle.socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    while (!idle.received.includes('{"ok":true}')) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGTERM');
+    await idle.closed;
+    assert.equal(await exited, 0, stderr);
+    await assert.rejects(rawConnection(port).connected, /ECONNREFUSED/);
+    assert.match(stderr, /shutting down/);
   });
 });
