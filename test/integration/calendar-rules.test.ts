@@ -191,6 +191,27 @@ describe('calendar rules through the sandbox: the README example', () => {
     assert.equal(notified.length, 1);
     assert.equal(hooked.length, 1);
 
+    // Moved again, and the run dies after telling but before its commit: the next run does not tell twice.
+    h.sandbox.admin.updateEvent(ALICE, ids.board!, { location: 'Board room' });
+    const store = h.rt.store;
+    const setMany = store.setMany.bind(store);
+    store.setMany = async (entries) => {
+      if (entries.some((e) => e.key.endsWith(':calendar:delta'))) throw new Error('power cut');
+      return setMany(entries);
+    };
+    try {
+      assert.equal((await h.rt.runner.run('moves')).ok, false);
+    } finally {
+      store.setMany = setMany;
+    }
+    assert.equal(notified.length, 2);
+    assert.equal(hooked.length, 2);
+    const replay = await h.rt.runner.run('moves');
+    assert.deepEqual(replay.actions.map((a) => `${a.action}:${a.result}`).sort(), ['notify:skipped', 'webhook:skipped']);
+    assert.match(replay.actions[0]!.error ?? '', /interrupted/);
+    assert.equal(notified.length, 2);
+    assert.equal(hooked.length, 2);
+
     ids.later = h.sandbox.admin.addEvent(ALICE, { subject: '1:1 Alice / Bob (later)', start: at(8.5), end: at(9), organizer: 'bob@contoso.test', attendees: [ALICE], deliverAt: new Date(Date.now() + 5 * 60_000).toISOString() }).id;
     const before = await h.rt.runner.run('meetings');
     assert.deepEqual(before.actions, [], 'not on the calendar yet');
