@@ -1,6 +1,6 @@
 import type { SandboxContext } from './context.ts';
 import { GraphError } from './graph-error.ts';
-import { contextUrl, project, RawBody, selectOf, type ExtensionCall } from './graph-extensions.ts';
+import { contextUrl, project, RawBody, selectOf, type ExtensionCall } from './graph-route.ts';
 import { attachmentBytes, type StoredAttachment, type StoredMessage } from './mailbox-store.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { SandboxContext } from './context.ts';
 import { GraphError } from './graph-error.ts';
-import { contextUrl, maxPageSize, project, selectOf, type ExtensionCall } from './graph-extensions.ts';
+import { contextUrl, maxPageSize, project, selectOf, type ExtensionCall } from './graph-route.ts';
 import type { Mailbox, StoredContact } from './mailbox-store.ts';
 
 /**

@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { SandboxContext } from './context.ts';
 import { findUser } from './directory.ts';
 import { GraphError } from './graph-error.ts';
-import { contextUrl, RawBody, type ExtensionCall } from './graph-extensions.ts';
+import { contextUrl, RawBody, type ExtensionCall } from './graph-route.ts';
 
 /**
  * The signed-in user's OneDrive, enough to store files [graph api driveitem-put-content,

@@ -1,38 +1,19 @@
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import type { SandboxContext } from './context.ts';
-import type { SandboxUser } from './directory.ts';
-import type { Mailbox, StoredMessage } from './mailbox-store.ts';
+import type { StoredMessage } from './mailbox-store.ts';
 import { GraphError } from './graph-error.ts';
 import { attachmentsRoute } from './attachments.ts';
 import { contactsRoute } from './contacts.ts';
 import { driveRoute } from './drive.ts';
 import { reply } from './reply.ts';
+import { RawBody, type ExtensionCall } from './graph-route.ts';
 
 /**
  * The Graph routes that live in their own files (attachments, reply, contacts, OneDrive), registered in
  * src/sandbox/graph.ts by one call each for routing, scopes and raw answers.
  */
 
-/** What a route needs of a request (src/sandbox/graph.ts's GraphCall has all of it). */
-export interface ExtensionCall {
-  req: Request;
-  res: Response;
-  target: SandboxUser;
-  box: Mailbox;
-  /** 'me' or `users/{id}` */
-  base: string;
-  immutable: boolean;
-  nowIso: string;
-  query: URLSearchParams;
-  body: unknown;
-}
-
 export const NOT_HANDLED = Symbol('not handled');
-
-/** An answer that is bytes, not JSON: `$value` of an attachment, the content of a drive file. */
-export class RawBody {
-  constructor(readonly bytes: Buffer, readonly contentType: string) {}
-}
 
 const DRIVE_READ = ['Files.Read', 'Files.Read.All', 'Files.ReadWrite', 'Files.ReadWrite.All', 'Sites.Read.All', 'Sites.ReadWrite.All'];
 const DRIVE_WRITE = ['Files.ReadWrite', 'Files.ReadWrite.All', 'Sites.ReadWrite.All'];
@@ -77,35 +58,4 @@ function messageIn(call: ExtensionCall, id: string, folderRef: string | undefine
   const folder = folderRef === undefined ? undefined : call.box.folder(folderRef);
   if (!m || (folderRef !== undefined && m.folderId !== folder?.id)) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
   return m;
-}
-
-/** `@odata.context` of an answer about the target user. */
-export function contextUrl(ctx: SandboxContext, call: ExtensionCall, suffix: string): string {
-  return `${ctx.origin}/v1.0/$metadata#users('${encodeURIComponent(call.target.oid)}')/${suffix}`;
-}
-
-/** `$select` checked against a type's properties, with Graph's error for an unknown one. */
-export function selectOf(raw: string | null, allowed: readonly string[], type: string): Set<string> | undefined {
-  if (!raw) return undefined;
-  const fields = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const f of fields) {
-    if (!allowed.includes(f)) throw new GraphError(400, 'RequestBroker--ParseUri', `Could not find a property named '${f}' on type 'microsoft.graph.${type}'.`);
-  }
-  return new Set(fields);
-}
-
-/** Keeps `keep` (always returned) and the selected properties of `full`. */
-export function project(full: Record<string, unknown>, select: Set<string> | undefined, keep: string[]): Record<string, unknown> {
-  if (!select) return full;
-  const out: Record<string, unknown> = {};
-  for (const k of keep) if (k in full) out[k] = full[k];
-  for (const k of select) out[k] = full[k];
-  return out;
-}
-
-/** `Prefer: odata.maxpagesize=N`, if given. */
-export function maxPageSize(req: Request): number | undefined {
-  const header = ([] as string[]).concat(req.headers.prefer ?? []).join(',');
-  const m = /odata\.maxpagesize\s*=\s*(\d+)/i.exec(header);
-  return m ? Number(m[1]) : undefined;
 }

@@ -1,7 +1,7 @@
 import type { SandboxContext } from './context.ts';
 import { findUser } from './directory.ts';
 import { GraphError } from './graph-error.ts';
-import type { ExtensionCall } from './graph-extensions.ts';
+import type { ExtensionCall } from './graph-route.ts';
 import { textOf, type Address, type AttachmentInput } from './mailbox-generator.ts';
 import type { StoredMessage } from './mailbox-store.ts';
 
