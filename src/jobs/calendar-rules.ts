@@ -94,7 +94,7 @@ export async function runCalendarRules(ctx: JobContext, job: CalendarRulesJob, o
       if (!listed.has(event.id)) ctx.report.examined++;
       listed.add(event.id);
       const view = viewOf(event, index, nextIndex);
-      // Past events (the window started up to a day ago) and cancelled ones are not answered or changed.
+      // Events already over (the window may have started up to a day ago) are left alone.
       if (view.end > now && !Number.isNaN(view.start)) views.push(view);
     }
     if (views.length > 0 && usesKey(job.rules.map((r) => r.match), 'outsideWorkingHours')) {
@@ -114,7 +114,8 @@ export async function runCalendarRules(ctx: JobContext, job: CalendarRulesJob, o
     ctx.onProgress?.(ctx.report);
     const acted = ctx.report.actions.slice(before).filter((a) => a.result === 'done').length;
     // Our own answers and changes come back in the next round: reading it now keeps the next run to one request.
-    if (ctx.dryRun || acted === 0 || extraRounds >= 2) return;
+    // Everything so far is committed: a clean place to stop when the agent shuts down.
+    if (ctx.dryRun || acted === 0 || extraRounds >= 2 || ctx.stop.aborted) return;
     extraRounds++;
   }
 }
