@@ -9,6 +9,7 @@ import { startServer } from '../../src/cli/server.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { Scheduler } from '../../src/jobs/index.ts';
 import { logCapture, parseForm, REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
+import { freePort } from '../helpers/server.ts';
 
 const EVERY_SECOND = `jobs:
   - name: tag-all
@@ -111,14 +112,6 @@ function responsesIn(text: string): { status: number; headers: Record<string, st
     const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
     return { status: Number(statusLine!.split(' ')[1]), headers };
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('shutdown stops answering at once: the listener closes, idle connections close, a late request gets 503', () => {
