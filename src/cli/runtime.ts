@@ -216,7 +216,8 @@ async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log
   }
   try {
     const { startSandbox } = await import('../sandbox/index.ts');
-    const sandbox = await startSandbox({ dataDir, port: config.sandboxPort });
+    // The sandbox starts before the agent listens: its sign-in listener must not take the agent's PORT.
+    const sandbox = await startSandbox({ dataDir, port: config.sandboxPort, avoidPorts: [config.port] });
     return { url: sandbox.url, caPem: sandbox.caPem, clientId: sandbox.clientId, sandbox };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {

@@ -34,6 +34,8 @@ export interface SandboxOptions {
    * back to the next. Only used when `host` is loopback; elsewhere the pages stay on the HTTPS origin.
    */
   signInPort?: number;
+  /** Ports the default sign-in port must leave free, e.g. the agent's own PORT when it is SANDBOX_PORT + 1. */
+  avoidPorts?: number[];
   /** Default '127.0.0.1'. */
   host?: string;
   /** Default true: state saved to dataDir/state.json and reloaded on start. */
@@ -132,7 +134,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     pages.use(entra.browser);
     pages.use(notFound);
     const signIn = createHttpServer(pages);
-    const signInPort = await listenSignIn(signIn, opts, port);
+    const signInPort = await listenSignIn(signIn, opts, port).catch((error: unknown) => {
+      server.close();
+      throw error;
+    });
     servers.push(signIn);
     ctx.signInOrigin = `http://127.0.0.1:${signInPort}`;
   }
@@ -190,7 +195,8 @@ async function listenSignIn(server: NetServer, opts: SandboxOptions, httpsPort: 
   } else {
     // Next to a fixed HTTPS port (3100 → 3101); with an ephemeral one, ephemeral too.
     const beside = opts.port && opts.port < 65535 ? opts.port + 1 : undefined;
-    const candidates = [previousSignInPort(file), beside, 0].filter((p): p is number => p !== undefined && p !== httpsPort);
+    const avoid = new Set([httpsPort, ...(opts.avoidPorts ?? [])]);
+    const candidates = [previousSignInPort(file), beside, 0].filter((p): p is number => p !== undefined && !avoid.has(p));
     for (const [i, candidate] of candidates.entries()) {
       try {
         await listen(server, candidate, '127.0.0.1');

@@ -210,6 +210,17 @@ describe('the sign-in origin (plain HTTP on loopback, for the pages a browser op
       rmSync(pdir, { recursive: true, force: true });
     }
   });
+  it('leaves the agent\'s own port free when it is the one next to the sandbox (PORT=3101, SANDBOX_PORT=3100)', async () => {
+    const pdir = mkdtempSync(join(tmpdir(), 'sandbox-signin-avoid-'));
+    const httpsPort = await freePortPair();
+    const s = await startSandbox({ dataDir: pdir, port: httpsPort, avoidPorts: [httpsPort + 1] });
+    try {
+      assert.notEqual(new URL(s.signInUrl).port, String(httpsPort + 1));
+    } finally {
+      await s.close();
+      rmSync(pdir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('discovery', () => {
