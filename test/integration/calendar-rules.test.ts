@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dayRange } from '../../src/graph/timezone.ts';
 import { cli } from '../helpers/cli.ts';
-import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
+import { hostOf, REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
 const ALICE = 'alice@contoso.test';
 const HOUR = 3_600_000;
@@ -119,6 +119,13 @@ describe('calendar rules through the sandbox: the README example', () => {
     const stored = h.sandbox.admin.events(ALICE).find((e) => e.id === ids.allHands)!;
     assert.deepEqual(stored.categories, ['Large meeting']);
     assert.equal(stored.responseStatus?.response, 'tentativelyAccepted');
+
+    // The audit log, and so the dashboard, lists the calendar actions like mail actions.
+    const audit = await h.rt.runner.recentActions({ job: 'meetings' });
+    assert.ok(audit.some((a) => a.messageId === ids.allHands && a.action === 'categorize' && a.result === 'done'));
+    const page = await h.http.get('/').set('Host', hostOf(h));
+    assert.equal(page.status, 200);
+    assert.match(page.text, /Late sync with Fabrikam/);
 
     const quiet = await h.rt.runner.run('meetings');
     assert.equal(quiet.ok, true, quiet.error);
