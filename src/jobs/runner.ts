@@ -4,7 +4,7 @@ import type { JobSpec, JobsFile } from '../config/jobs-file.ts';
 import { AgentError, describeError } from '../config/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { GraphClient } from '../graph/client.ts';
-import type { NotifySink } from '../notify/index.ts';
+import type { Notice, NotifySink } from '../notify/index.ts';
 import { Mailbox } from '../graph/mailbox.ts';
 import type { Store } from '../store/index.ts';
 import { AuditLog, type AuditEntry } from './audit.ts';
@@ -14,6 +14,9 @@ import { runAgendaDigest } from './agenda-digest.ts';
 import { runInboxRules } from './inbox-rules.ts';
 import { runCalendarRules } from './calendar-rules.ts';
 import path from 'node:path';
+
+/** The notifier's key for a failing job is this and its name: `job:triage`. */
+const JOB_NOTIFY_PREFIX = 'job:';
 
 /** The JSON of `run --json` and `POST /api/jobs/:name/run` (DESIGN.md). */
 export interface JobRunResult {
@@ -54,7 +57,7 @@ export interface JobRunnerDeps {
   /** Before every run (app-only: the confinement proof); a throw fails the run before any job code runs. */
   preflight?: (log: Logger) => Promise<unknown>;
   /** Told when a job has failed `notifyAfterFailures` runs in a row (reminders are the notifier's), and when it recovers. */
-  notify?: NotifySink;
+  notify?: NotifySink & { active(): Promise<Notice[]> };
   /** NOTIFY_AFTER_FAILURES; default 3. */
   notifyAfterFailures?: number;
   /** NOTIFY_URL, for the calendar rules' `notify` action. */
@@ -94,6 +97,20 @@ export class JobRunner {
       throw new AgentError('JOB_NOT_FOUND', `There is no job named "${name}" in ${this.deps.jobs.path}.`, { remedy: `Jobs defined: ${names}.`, status: 404 });
     }
     return job;
+  }
+
+  /**
+   * A job taken out of the jobs file no longer fails: ends its `job-failing` notification (one `recovered`
+   * message) instead of reminding a person of it forever. The server calls it at start.
+   */
+  async settleRemovedJobs(): Promise<void> {
+    const notify = this.deps.notify;
+    if (!notify) return;
+    const names = new Set(this.jobs.map((j) => j.name));
+    for (const notice of await notify.active()) {
+      const name = notice.event === 'job-failing' && notice.key.startsWith(JOB_NOTIFY_PREFIX) ? notice.key.slice(JOB_NOTIFY_PREFIX.length) : undefined;
+      if (name !== undefined && !names.has(name)) await notify.resolve(notice.key, { reason: `The job "${name}" is no longer in ${this.deps.jobs.path}.` });
+    }
   }
 
   async lastRun(name: string): Promise<LastRun | undefined> {
@@ -191,7 +208,7 @@ export class JobRunner {
     await this.deps.store.set(`run:${name}:last`, last).catch((e) => log.error({ err: e }, 'could not record the run'));
     const notify = this.deps.notify;
     if (!notify) return;
-    const key = jobNotifyKey(name);
+    const key = `${JOB_NOTIFY_PREFIX}${name}`;
     if (result.ok) return notify.resolve(key, { reason: `The job "${name}" runs again: its last run succeeded.` });
     const threshold = this.deps.notifyAfterFailures ?? 3;
     if (stopped || failuresInARow < threshold) return;
@@ -204,11 +221,6 @@ export class JobRunner {
         : `Run "npx mailbox-agent run ${name}" to see the failure, and "npx mailbox-agent doctor" to check the set-up; the job keeps running on its schedule.`,
     });
   }
-}
-
-/** The notifier's key for a failing job: `job:triage`. */
-function jobNotifyKey(name: string): string {
-  return `job:${name}`;
 }
 
 async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile, notifyUrl?: URL): Promise<void> {

@@ -131,6 +131,31 @@ describe('a failing job tells a person: after NOTIFY_AFTER_FAILURES runs in a ro
     control.flakyJobFailure = undefined;
     await rt.runner.run('flaky');
   });
+
+  test('a failing job taken out of the jobs file is settled at start with one message, not reminded of forever', async () => {
+    const rt = restarted!;
+    control.flakyJobFailure = 'the CRM answered 500';
+    for (let i = 0; i < 3; i++) await rt.runner.run('flaky');
+    control.flakyJobFailure = undefined;
+    assert.equal(hook.received.at(-1)!.event, 'job-failing');
+    const before = hook.received.length;
+
+    const otherJobs = path.join(h.dir, 'other.yaml');
+    writeFileSync(otherJobs, `jobs:\n  - name: other\n    module: ${JSON.stringify(path.join(h.dir, 'other.mjs'))}\n    schedule: "0 0 1 1 *"\n`);
+    writeFileSync(path.join(h.dir, 'other.mjs'), 'export default { async run() {} };\n');
+    const edited = await createRuntime(loadConfig({ ...h.env, AGENT_CONFIG: otherJobs }, { envFile: false, cwd: h.dir }), { log: logCapture().log, sandbox: 'shared', now: () => Date.now() + offset });
+    try {
+      await edited.runner.settleRemovedJobs();
+      await edited.runner.settleRemovedJobs();
+      assert.equal(hook.received.length, before + 1);
+      assert.equal(hook.received.at(-1)!.event, 'recovered');
+      assert.equal(hook.received.at(-1)!.key, 'job:flaky');
+      assert.match(String(hook.received.at(-1)!.reason), /The job "flaky" is no longer in .*other\.yaml/);
+      assert.deepEqual(await edited.notifier.active(), []);
+    } finally {
+      await edited.close();
+    }
+  });
 });
 
 test('NOTIFY_AFTER_FAILURES: default 3, a whole number of 1 or more, a bad value named with its fix', () => {
