@@ -105,6 +105,6 @@ export function chargeBudget(ctx: SandboxContext, appId: string, upn: string, re
   if (rest[0] === 'drive') return;
   const wait = budgetOf(ctx).charge(`${appId}|${upn.toLowerCase()}`, ctx.now());
   if (wait !== undefined) {
-    throw new GraphError(429, 'TooManyRequests', 'Too many requests. Please retry again later.', { 'Retry-After': String(wait) });
+    throw new GraphError(429, 'TooManyRequests', 'Please retry again later.', { 'Retry-After': String(wait) });
   }
 }

@@ -274,16 +274,19 @@ export class Mailbox {
       subject: g.subject, bodyContentType: g.bodyContentType, body: g.body, importance: g.importance,
       isRead: g.isRead, isDraft: g.isDraft ?? false, hasAttachments: g.hasAttachments, flagStatus: g.flagStatus,
       categories: [...g.categories], from: g.from, to: g.to, cc: g.cc,
-      ...(g.replyTo?.length ? { replyTo: g.replyTo } : {}),
-      ...(g.internetMessageHeaders?.length ? { internetMessageHeaders: g.internetMessageHeaders.map((h) => ({ name: h.name, value: h.value })) } : {}),
       conversationId: hashId('AAQkAGI2', this.salt, 'conv', g.subject.replace(/^(re|fw|fwd):\s*/i, '').toLowerCase()),
       internetMessageId: `<${createHash('sha1').update(this.salt + serial).digest('hex').slice(0, 24)}@${g.from.address.split('@')[1] ?? 'mail.example'}>`,
       changeKey: changeKeyOf(seq, this.salt),
+      // Always present (undefined when empty), so every message has the same shape: 50,000 of them stay compact.
+      replyTo: g.replyTo?.length ? g.replyTo : undefined,
+      internetMessageHeaders: g.internetMessageHeaders?.length ? g.internetMessageHeaders.map((h) => ({ name: h.name, value: h.value })) : undefined,
+      attachments: undefined,
     };
-    const attachments = this.storeAttachments(g.attachments, g.hasAttachments, serial, m.createdDateTime);
-    if (attachments.length) m.attachments = attachments;
-    // Graph's hasAttachments leaves inline attachments out (docs/microsoft-notes.md, "Headers, attachments…").
-    m.hasAttachments = attachments.some((a) => !a.isInline);
+    if (g.attachments?.length || g.hasAttachments) {
+      m.attachments = this.storeAttachments(g.attachments, serial, m.createdDateTime);
+      // Graph's hasAttachments leaves inline attachments out (docs/microsoft-notes.md, "Headers, attachments…").
+      m.hasAttachments = m.attachments.some((a) => !a.isInline);
+    }
     this.indexMessage(m);
     this.onChange();
     return m;
@@ -293,8 +296,8 @@ export class Mailbox {
    * Attachments as stored. A message said to have attachments but given none gets one generated file, so
    * hasAttachments and GET …/attachments always agree.
    */
-  private storeAttachments(input: AttachmentInput[] | undefined, hasAttachments: boolean, serial: string, nowIso: string): StoredAttachment[] {
-    const list = input?.length ? input : hasAttachments ? [{ name: 'attachment.pdf', contentType: 'application/pdf', generated: Number(serial) }] : [];
+  private storeAttachments(input: AttachmentInput[] | undefined, serial: string, nowIso: string): StoredAttachment[] {
+    const list = input?.length ? input : [{ name: 'attachment.pdf', contentType: 'application/pdf', generated: Number(serial) }];
     return list.map((a, i) => {
       const bytes = a.content === undefined ? undefined : Buffer.isBuffer(a.content) ? a.content : Buffer.from(a.content, 'base64');
       const generated = bytes ? undefined : a.generated ?? Number(serial) * 31 + i;
