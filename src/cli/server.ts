@@ -43,6 +43,7 @@ export async function startServer(config: Config, log: Logger, options: { instal
   });
   const web = await serve(app, { port: config.port, host: config.host, log: log.child({ component: 'web' }) });
   scheduler.start();
+  await rt.runner.settleRemovedJobs();
   // Keep-alive refresh every KEEPALIVE_DAYS even when no job runs, plus notification reminders and retries.
   const upkeep = new KeepAlive({ auth: rt.appOnly ? undefined : rt.auth, notifier: rt.notifier, log: log.child({ component: 'keep-alive' }) });
   upkeep.start();
