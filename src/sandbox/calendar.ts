@@ -236,6 +236,11 @@ export function expandEvents(events: StoredEvent[]): EventInstance[] {
   return events.flatMap((e) => expandEvent(e)).sort((a, b) => a.start.localeCompare(b.start));
 }
 
+/** What `/events` lists: single events and series masters, without deleted ones or invitations not yet arrived. */
+export function listedEvents(events: StoredEvent[]): StoredEvent[] {
+  return events.filter((e) => !e.removed && !e.deliverAt);
+}
+
 export function eventJson(e: StoredEvent | EventInstance, zone: { name: string; iana: string }): Record<string, unknown> {
   const type = 'type' in e ? e.type : e.recurrence ? 'seriesMaster' : 'singleInstance';
   const response = e.responseStatus ?? { response: 'organizer', time: '0001-01-01T00:00:00Z' };

@@ -14,7 +14,7 @@ import { chargeBudget } from './budget.ts';
 import { driveBodyParser } from './drive.ts';
 import { internetMessageHeaders } from './message-headers.ts';
 import { faultPhase, sendConnectionFault, serverError } from './faults.ts';
-import { CalendarError, EVENT_PROPERTIES, calendarRoute, deliverDue, eventJson, expandEvents, ianaZone, isCalendarRoute, isCalendarWrite, parseWindowBound, type CalendarCall } from './calendar.ts';
+import { CalendarError, EVENT_PROPERTIES, calendarRoute, deliverDue, eventJson, expandEvents, ianaZone, listedEvents, isCalendarRoute, isCalendarWrite, parseWindowBound, type CalendarCall } from './calendar.ts';
 
 /**
  * Microsoft Graph v1.0 emulation (mail): /me and /users/{id|upn}, mail
@@ -519,7 +519,8 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     }
     const select = parseSelect(call.query.get('$select'), EVENT_PROPERTIES, 'event');
     const zone = eventZone(call);
-    const items = expandEvents(call.box.allEvents()).filter((ev) => Date.parse(ev.start) < to && Date.parse(ev.end) > from);
+    // A calendar view shows occurrences; /events lists single events and series masters [user-list-events].
+    const items = (window ? expandEvents(call.box.allEvents()) : listedEvents(call.box.allEvents())).filter((ev) => Date.parse(ev.start) < to && Date.parse(ev.end) > from);
     const { page, nextLink } = pageOf(call, items, path);
     const value = page.map((ev) => {
       const full = eventJson(ev, zone);

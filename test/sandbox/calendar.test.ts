@@ -155,6 +155,8 @@ describe('sandbox calendar: answers and changes', () => {
     assert.equal(after.find((x) => x.id === o2!.id)!.responseStatus.response, 'accepted');
     assert.equal(after.find((x) => x.id === o1!.id)!.type, 'exception');
     assert.equal((await call(`${user}/events/${s.id}`)).json.type, 'seriesMaster');
+    const listed = (await call(`${user}/events?$top=50`)).json.value as Json[];
+    assert.deepEqual(listed.map((x) => `${x.subject}:${x.type}`), ['Series:seriesMaster'], '/events lists the master, a calendar view the occurrences');
   });
 
   it('one cannot answer one\'s own meeting; unknown ids are 404', async () => {
