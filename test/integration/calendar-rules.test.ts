@@ -57,6 +57,13 @@ describe('calendar rules through the sandbox: the README example', () => {
       - name: board-moved
         match: { organizerDomain: board.contoso.test, changed: true }
         actions: [ { notify: true }, { webhook: "${base}/hook" } ]
+  - name: hours
+    type: calendar-rules
+    schedule: "*/10 * * * *"
+    rules:
+      - name: outside-outlook-hours
+        match: { outsideWorkingHours: true, myResponse: none }
+        actions: [ { categorize: [After hours] } ]
 `,
     });
     await signIn(h);
@@ -225,6 +232,18 @@ describe('calendar rules through the sandbox: the README example', () => {
     h.sandbox.admin.setClockOffset(10 * 60_000);
     const arrived = await h.rt.runner.run('meetings');
     assert.deepEqual(arrived.actions.map((a) => `${a.messageId === ids.later}:${a.action}:${a.result}`), ['true:respond:done']);
+  });
+
+  test("without workingHours: in the job, Outlook's working hours count, in their own time zone", async () => {
+    // The sandbox's mailboxSettings.workingHours: Monday to Friday 08:00-17:00, W. Europe Standard Time.
+    ids.evening = h.sandbox.admin.addEvent(ALICE, { subject: 'Evening call', start: at(17.5), end: at(18), organizer: 'eve@contoso.test', attendees: [ALICE] }).id;
+    ids.afternoon = h.sandbox.admin.addEvent(ALICE, { subject: 'Afternoon call', start: at(16), end: at(17), organizer: 'eve@contoso.test', attendees: [ALICE] }).id;
+    const result = await h.rt.runner.run('hours');
+    assert.equal(result.ok, true, result.error);
+    const categorized = result.actions.filter((a) => a.action === 'categorize').map((a) => a.messageId);
+    assert.ok(categorized.includes(ids.evening!), 'ends after 17:00');
+    assert.ok(!categorized.includes(ids.afternoon!), 'within the hours');
+    assert.ok(categorized.includes(ids.late!) === false, 'already answered (declined): myResponse none no longer holds');
   });
 
   test('an expired delta state starts a new sync without answering anything twice', async () => {
