@@ -155,7 +155,11 @@ export class Mailbox {
     this.salt = data.salt;
     this.tombstones = data.tombstones;
     for (const f of data.folders) this.indexFolder(f);
-    for (const m of data.messages) this.indexMessage(m);
+    for (const m of data.messages) {
+      // A state file from before attachments were stored: give such messages their file, so the two agree.
+      if (m.hasAttachments && !m.attachments) m.attachments = this.storeAttachments(undefined, String(m.seq), m.createdDateTime);
+      this.indexMessage(m);
+    }
     for (const e of data.events ?? []) this.events.set(e.id, e);
     for (const c of data.contacts ?? []) this.contacts.set(c.id, c);
     this.contactTombstones = data.contactTombstones ?? [];

@@ -79,8 +79,9 @@ describe('sandbox contacts', () => {
   });
 });
 
+const put = (path: string, body: Buffer | string, query = '') => g.call(`${user}/drive/root:/${path}:/content${query}`, { method: 'PUT', body, headers: { 'content-type': 'application/pdf' } });
+
 describe('sandbox OneDrive', () => {
-  const put = (path: string, body: Buffer | string, query = '') => g.call(`${user}/drive/root:/${path}:/content${query}`, { method: 'PUT', body, headers: { 'content-type': 'application/pdf' } });
 
   it('simple upload creates the folders of the path: 201 new, 200 replaced, 409 with fail, a new name with rename', async () => {
     const created = await put('Receipts/2026/03/invoice 1.pdf', Buffer.from('one'));
@@ -165,5 +166,38 @@ describe('sandbox OneDrive', () => {
     } finally {
       await g.newToken(ROLES);
     }
+  });
+});
+
+describe('sandbox admin over HTTP (other processes)', () => {
+  it('delivers a message with headers and base64 attachments, shows it, adds and removes contacts, lists drive files', async () => {
+    const admin = (path: string, init: { method?: string; body?: unknown } = {}) => g.call(`/_sandbox${path}`, { ...init, auth: false });
+    const delivered = await admin(`/mailbox/${ALICE}/messages`, {
+      method: 'POST',
+      body: {
+        subject: 'List mail', from: 'news@list.example', internetMessageHeaders: [{ name: 'List-Id', value: '<list.example>' }],
+        attachments: [{ name: 'a.txt', contentType: 'text/plain', content: Buffer.from('hello').toString('base64') }],
+      },
+    });
+    assert.equal(delivered.status, 201, delivered.text);
+    assert.equal(delivered.json.hasAttachments, true);
+    const detail = await admin(`/mailbox/${ALICE}/messages/${delivered.json.id}`);
+    assert.equal(detail.json.internetMessageHeaders.find((h: Json) => h.name === 'List-Id').value, '<list.example>');
+    const att = detail.json.attachments[0] as Json;
+    assert.equal((await admin(`/mailbox/${ALICE}/messages/${delivered.json.id}/attachments/${att.id}/content`)).text, 'hello');
+    const bad = await admin(`/mailbox/${ALICE}/messages`, { method: 'POST', body: { subject: 'x', attachments: [{ name: 'a' }] } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error, /content/);
+
+    const added = await admin(`/mailbox/${ALICE}/contacts`, { method: 'POST', body: { displayName: 'Ada Lovelace', emailAddresses: ['ada@example.org'] } });
+    assert.equal(added.status, 201);
+    assert.ok((await admin(`/mailbox/${ALICE}/contacts`)).json.some((c: Json) => c.id === added.json.id));
+    assert.equal((await admin(`/mailbox/${ALICE}/contacts/${added.json.id}`, { method: 'DELETE' })).status, 200);
+    assert.equal((await admin(`/mailbox/${ALICE}/contacts/${added.json.id}`, { method: 'DELETE' })).status, 404);
+
+    await put('Http/file.txt', 'bytes');
+    assert.ok((await admin(`/mailbox/${ALICE}/drive`)).json.some((f: Json) => f.path === '/Http/file.txt' && f.size === 5));
+    assert.equal((await admin(`/mailbox/${ALICE}/drive/content?path=/Http/file.txt`)).text, 'bytes');
+    assert.equal((await admin(`/mailbox/${ALICE}/drive/content?path=/Http/none.txt`)).status, 404);
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateMailbox } from '../../src/sandbox/index.ts';
+import { Mailbox } from '../../src/sandbox/mailbox-store.ts';
 import { startGraphSandbox, type Json } from '../helpers/sandbox-graph.ts';
 
 const ALICE = 'alice@contoso.test';
@@ -131,5 +132,18 @@ describe('sandbox attachments', () => {
   it('admin.deliver names the fix for a bad attachment or header', () => {
     assert.throws(() => g.sb.admin.deliver(ALICE, { subject: 'x', attachments: [{ name: 'a' } as never] }), /attachments\[0\] needs name \(string\) and content/);
     assert.throws(() => g.sb.admin.deliver(ALICE, { subject: 'x', internetMessageHeaders: [{ name: 'List-Id' } as never] }), /array of \{name, value\}/);
+  });
+
+  it('a state file saved before attachments were stored still agrees with hasAttachments', () => {
+    const box = Mailbox.create('old@contoso.test', 'salt');
+    const m = box.addMessage({
+      subject: 'old', bodyContentType: 'text', body: '', from: { name: 'a', address: 'a@b.c' }, to: [], cc: [], receivedDateTime: '2026-01-01T00:00:00Z',
+      importance: 'normal', isRead: false, hasAttachments: true, categories: [], flagStatus: 'notFlagged',
+    }, box.folder('inbox')!.id, '2026-01-01T00:00:00Z');
+    const data = JSON.parse(JSON.stringify(box.toJSON()));
+    delete data.messages[0].attachments;
+    const reloaded = new Mailbox(data);
+    assert.equal(reloaded.message(m.id)!.attachments!.length, 1);
+    assert.equal(reloaded.message(m.id)!.attachments![0]!.isInline, false);
   });
 });
