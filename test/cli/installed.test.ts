@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -35,18 +35,19 @@ describe('the packed package, installed with --omit=dev, through node_modules/.b
   });
 
   test('--help prints the usage, from the compiled build', async () => {
-    const marker = path.join(mkdtempSync(path.join(tmpdir(), 'ma-installed-')), 'loaded');
-    const run = spawn(pkg.bin, ['--help'], {
-      cwd: h.dir,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_OPTIONS: `--import=${pathToFileURL(path.join(REPO, 'bench/peak-rss.mjs')).href}`, MA_PEAK_RSS_FILE: marker },
-    });
+    // A preload that writes down, as the process exits, what bin.js loaded (the build or the sources through tsx).
+    const tmp = mkdtempSync(path.join(tmpdir(), 'ma-installed-'));
+    const marker = path.join(tmp, 'loaded');
+    const preload = path.join(tmp, 'loaded.mjs');
+    writeFileSync(preload, `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(marker)}, String(globalThis[Symbol.for('mailbox-agent.loaded')])));\n`);
+    const run = spawn(pkg.bin, ['--help'], { cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` } });
     let stdout = '';
     run.stdout.on('data', (d) => (stdout += d));
     const code = await new Promise((resolve) => run.on('close', resolve));
     assert.equal(code, 0);
     assert.match(stdout, /^Usage: mailbox-agent <command> \[options\]/);
     assert.match(stdout, /run <job> \[--dry-run\] \[--json\]/);
-    assert.equal(readFileSync(marker, 'utf8').split(' ')[1], 'compiled', 'the installed binary runs dist/, never the sources through tsx');
+    assert.equal(readFileSync(marker, 'utf8'), 'compiled', 'the installed binary runs dist/, never the sources through tsx');
   });
 
   test('status --json and a sandbox run --json answer from another working directory', async () => {
