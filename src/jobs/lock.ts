@@ -3,52 +3,64 @@ import { hostname } from 'node:os';
 import { AgentError } from '../config/errors.ts';
 import type { Store } from '../store/index.ts';
 
-interface LockRecord {
+/** Who holds a job, for the "busy" message only: exclusion is the store lock's, never this record's. */
+interface HolderRecord {
   owner: string;
   holder: string;
-  until: number;
+  since: string;
 }
 
-/** A crashed holder's lock expires after this long; a live holder renews it every third of it. */
-export const LOCK_TTL_MS = 10 * 60_000;
+/**
+ * How long a second run waits for the job before it is refused as busy: long enough to ride out the store lock's
+ * own start-up (SQLite reads the lock file's schema), far too short to queue behind a real run.
+ */
+const BUSY_WAIT_MS = 1_000;
 
 /**
- * A per-job lock in the shared store, so two processes (an `npm start` and a `run` from a shell) never run
- * the same job at once: a record with an expiry (a crashed holder's lock lapses), checked and written under
- * the store's cross-process lock, renewed while the run goes on.
+ * A per-job lock across every process sharing the store (an `npm start` and a `run` from a shell), so a job never
+ * runs twice at once. It IS the store's cross-process lock (src/store/lock.ts), held for the whole run:
+ * - SQLite: an exclusive transaction on a side file, dropped by the kernel when the holder dies (kill -9 included);
+ * - PostgreSQL: a session advisory lock, dropped with the holder's connection;
+ * - Redis: a lease the holder renews, lapsing within its lease (30 s) after the holder died.
+ * So a crashed run frees the job as fast as the store frees its own lock, never after a lease of the job's own.
+ * (It used to be a 10-minute record in the store that a kill -9'd holder kept: every run was refused meanwhile.)
  * Example: `const held = await lock.acquire('triage', runId); try { … } finally { await held.release(); }`.
  */
 export class JobLock {
-  private readonly process = `${hostname()}:${process.pid}:${randomUUID().slice(0, 6)}`;
+  private readonly process = `${hostname()} pid ${process.pid}`;
 
-  constructor(private readonly store: Store, private readonly now: () => number = Date.now, private readonly options: { ttlMs?: number } = {}) {}
+  constructor(private readonly store: Store, private readonly now: () => number = Date.now) {}
 
   async acquire(job: string, runId: string): Promise<{ release(): Promise<void> }> {
     const key = `lock:${job}`;
-    const ttl = this.options.ttlMs ?? LOCK_TTL_MS;
-    const owner = `${this.process}:${runId}`;
-    const busy = (record: LockRecord) => new AgentError('JOB_BUSY', `The job "${job}" is already running in another process (${record.holder}) until at most ${new Date(record.until).toISOString()}.`, {
-      remedy: 'Wait for that run to finish (its result shows in status); a crashed run\'s lock expires by itself.', status: 409,
-    });
-    const mine: LockRecord = { owner, holder: this.process.split(':').slice(0, 2).join(' pid '), until: this.now() + ttl };
-    // Check-and-set under the store's own cross-process lock, so two processes cannot both take the job.
-    const releaseStoreLock = await this.store.lock.acquire(`job:${job}`, { waitMs: 10_000 });
+    let releaseStoreLock: () => Promise<void>;
     try {
-      const current = await this.store.get<LockRecord>(key);
-      if (current && current.until > this.now() && current.owner !== owner) throw busy(current);
-      await this.store.set(key, mine, ttl);
-    } finally {
-      await releaseStoreLock();
+      releaseStoreLock = await this.store.lock.acquire(`job:${job}`, { waitMs: BUSY_WAIT_MS });
+    } catch (error) {
+      if (!(error instanceof AgentError && error.code === 'LOCK_TIMEOUT')) throw error;
+      const current = await this.store.get<HolderRecord>(key).catch(() => undefined);
+      const who = current ? ` (${current.holder}, since ${current.since})` : '';
+      throw new AgentError('JOB_BUSY', `The job "${job}" is already running in another process${who}.`, {
+        remedy: 'Wait for that run to finish (its result shows in status). A crashed run frees the job by itself: at once on SQLite and PostgreSQL, within 30 s on Redis.',
+        status: 409,
+        cause: error,
+      });
     }
-    const renew = setInterval(() => {
-      void this.store.set(key, { ...mine, until: this.now() + ttl }, ttl).catch(() => undefined);
-    }, Math.max(1000, ttl / 3));
-    renew.unref();
+    const owner = `${this.process}:${randomUUID().slice(0, 6)}:${runId}`;
+    try {
+      await this.store.set(key, { owner, holder: this.process, since: new Date(this.now()).toISOString() } satisfies HolderRecord);
+    } catch (error) {
+      await releaseStoreLock();
+      throw error;
+    }
     return {
       release: async () => {
-        clearInterval(renew);
-        const still = await this.store.get<LockRecord>(key);
-        if (still?.owner === owner) await this.store.delete(key);
+        try {
+          const still = await this.store.get<HolderRecord>(key);
+          if (still?.owner === owner) await this.store.delete(key);
+        } finally {
+          await releaseStoreLock();
+        }
       },
     };
   }

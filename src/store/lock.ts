@@ -77,6 +77,8 @@ export function sqliteLock(databaseFile: string): StoreLock {
       } catch (error) {
         await close();
         if (error instanceof AgentError) throw error;
+        // Reading the lock file's schema waits for the holder too: still busy at the deadline is a held lock, not a broken file.
+        if (isBusy(error)) throw timeout(name, waitMs, file);
         throw new AgentError('STORE_ERROR', `The lock file ${file} could not be used: ${(error as Error).message}`, {
           remedy: 'Check that the data directory is writable and on a local disk.',
           cause: error,
