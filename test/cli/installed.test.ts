@@ -3,9 +3,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { cli } from '../helpers/cli.ts';
+import { freePort } from '../helpers/server.ts';
 import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
 import { installedPackage, type InstalledPackage } from '../helpers/installed-package.ts';
 
@@ -69,5 +71,30 @@ describe('the packed package, installed with --omit=dev, through node_modules/.b
     assert.equal(json.state, 'ready');
     assert.equal(json.account.upn, 'alice@contoso.test');
     assert.equal(json.jobs.find((j: { name: string }) => j.name === 'triage').lastResult.ok, true);
+  });
+
+  test('start serves the web UI from the installed package (its views) and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const agent = spawn(pkg.bin, ['start'], {
+      cwd: h.dir,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...h.env, HOST: '127.0.0.1', PORT: String(port), MS_REDIRECT_URI: `http://127.0.0.1:${port}/auth/callback` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    agent.stdout.on('data', (d) => (output += d));
+    agent.stderr.on('data', (d) => (output += d));
+    let exitCode: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) => agent.on('exit', (code) => resolve((exitCode = code))));
+    const answers = async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok === true;
+    while (exitCode === undefined && !(await answers())) await sleep(100);
+    try {
+      assert.equal(exitCode, undefined, `start exited: ${output}`);
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>[^<]*mailbox-agent/i);
+    } finally {
+      agent.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, output);
   });
 });
