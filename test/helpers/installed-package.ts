@@ -97,20 +97,31 @@ function hash(parts: (string | Buffer)[]): string {
  * adds the new tarball instead of compiling SQLite's driver again (a minute or two).
  */
 function seedDependencies(prefix: string, deps: string) {
-  const earlier = installs().filter((dir) => dir !== prefix && readFileSync(path.join(dir, '.deps'), 'utf8') === deps)[0];
+  const earlier = finishedInstalls().find((i) => i.dir !== prefix && i.deps === deps)?.dir;
   if (!earlier) return;
-  cpSync(path.join(earlier, 'node_modules'), path.join(prefix, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+  try {
+    cpSync(path.join(earlier, 'node_modules'), path.join(prefix, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+  } catch {
+    // removed meanwhile: install from scratch
+    rmSync(path.join(prefix, 'node_modules'), { recursive: true, force: true });
+    return;
+  }
   // npm must see the package as missing: the hidden lockfile would otherwise vouch for the earlier tarball.
   rmSync(path.join(prefix, 'node_modules/mailbox-agent'), { recursive: true, force: true });
   rmSync(path.join(prefix, 'node_modules/.package-lock.json'), { force: true });
 }
 
-/** Finished installs, newest first. */
-function installs(): string[] {
-  return readdirSync(CACHE)
-    .map((name) => path.join(CACHE, name))
-    .filter((dir) => existsSync(path.join(dir, '.ready')) && existsSync(path.join(dir, '.deps')))
-    .sort((a, b) => statSync(path.join(b, '.ready')).mtimeMs - statSync(path.join(a, '.ready')).mtimeMs);
+/** Finished installs with their dependency key, newest first. */
+function finishedInstalls(): { dir: string; deps: string; at: number }[] {
+  const finished = readdirSync(CACHE).flatMap((name) => {
+    const dir = path.join(CACHE, name);
+    try {
+      return [{ dir, at: statSync(path.join(dir, '.ready')).mtimeMs, deps: readFileSync(path.join(dir, '.deps'), 'utf8') }];
+    } catch {
+      return []; // not finished, or removed meanwhile
+    }
+  });
+  return finished.sort((a, b) => b.at - a.at);
 }
 
 /** Removes other installs (finished or abandoned by a failed pack) untouched for an hour and not being made now. */
