@@ -22,6 +22,10 @@
  *   DELETE /_sandbox/apps/:clientId/certificates  remove every certificate of the app
  *   POST /_sandbox/apps/:clientId/roles           {roles: [..]|null} application permissions with admin consent (null: the registration's)
  *   POST /_sandbox/apps/:clientId/secret          {expired: boolean} the client secret answers AADSTS7000222 while expired
+ *   POST /_sandbox/apps/:clientId/registration  {publicClientFlows?, audience?: AzureADMyOrg|AzureADMultipleOrgs|
+ *                                                  AzureADandPersonalMicrosoftAccount, redirectUris?: [{uri, platform: web|spa|
+ *                                                  publicClient}]} change the app's Authentication settings ({} or null body
+ *                                                  fields keep theirs); GET shows them; DELETE puts the defaults back
  *   POST /_sandbox/conditional-access/:upn        {blocked: boolean} a Conditional Access policy blocks (or stops blocking) the
  *                                                  user's refreshes with AADSTS53003; the grant survives
  *   POST /_sandbox/reset                          reseed mailboxes, forget grants and tokens, clear injections and logs
@@ -42,8 +46,9 @@
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
 import * as access from './access-control.ts';
+import { registrationOf, setRegistration, type RegistrationSettings } from './registration.ts';
 import type { GraphRequestLogEntry, InjectedTokenError, SandboxContext, TokenRequestLogEntry } from './context.ts';
-import { findUser, SANDBOX_USERS } from './directory.ts';
+import { findApp, findUser, SANDBOX_USERS } from './directory.ts';
 import { textOf } from './mailbox-generator.ts';
 import type { StoredMessage } from './mailbox-store.ts';
 import type { FaultKind, FaultSpec } from './faults.ts';
@@ -126,6 +131,13 @@ export interface SandboxAdmin extends ExtensionAdmin {
   /** The application permissions with admin consent (null: all of the registration's). */
   setGrantedRoles(clientId: string, roles: string[] | null): void;
   setSecretExpired(clientId: string, expired: boolean): void;
+  /**
+   * Changes an app's Authentication settings, so Entra's registration errors happen for real: public client flows
+   * off (device code polls answer AADSTS7000218), single-tenant (AADSTS50194 at /common), a redirect URI under
+   * "Single-page application" (AADSTS9002327 without Origin). Settings not given keep their value; null: defaults.
+   */
+  setAppRegistration(clientId: string, settings: RegistrationSettings | null): Required<RegistrationSettings>;
+  appRegistration(clientId: string): Required<RegistrationSettings>;
   reset(): void;
   /** The next matching Graph requests (or batch sub-requests) fail as `spec` says. */
   injectFault(spec: FaultSpec): void;
@@ -268,6 +280,17 @@ export function createAdmin(ctx: SandboxContext, clock: { offsetMs: number }): S
     removeCertificates: (clientId) => access.removeCertificates(ctx, clientId),
     setGrantedRoles: (clientId, roles) => access.setGrantedRoles(ctx, clientId, roles),
     setSecretExpired: (clientId, expired) => access.setSecretExpired(ctx, clientId, expired),
+    setAppRegistration(clientId, settings) {
+      if (!findApp(clientId)) throw new AdminError(404, `No sandbox app '${clientId}'.`);
+      const { publicClientFlows, audience, redirectUris } = setRegistration(ctx, clientId, settings);
+      return { publicClientFlows, audience, redirectUris };
+    },
+    appRegistration(clientId) {
+      const app = findApp(clientId);
+      if (!app) throw new AdminError(404, `No sandbox app '${clientId}'.`);
+      const { publicClientFlows, audience, redirectUris } = registrationOf(ctx, app);
+      return { publicClientFlows, audience, redirectUris };
+    },
     injectFault(spec) {
       ctx.faults.inject(spec);
     },
@@ -417,6 +440,9 @@ export function createAdminRouter(admin: SandboxAdmin, info: () => unknown): exp
     if (typeof b.expired !== 'boolean') throw new AdminError(400, 'expired (boolean) is required');
     admin.setSecretExpired(String(req.params.clientId), b.expired);
   }));
+  r.get('/apps/:clientId/registration', wrap((req) => admin.appRegistration(String(req.params.clientId))));
+  r.post('/apps/:clientId/registration', wrap((req) => admin.setAppRegistration(String(req.params.clientId), (req.body ?? {}) as RegistrationSettings)));
+  r.delete('/apps/:clientId/registration', wrap((req) => admin.setAppRegistration(String(req.params.clientId), null)));
   r.post('/reset', wrap(() => admin.reset()));
   r.post('/inject/fault', wrap((req) => admin.injectFault((req.body ?? {}) as FaultSpec)));
   r.get('/faults', wrap(() => admin.faults()));

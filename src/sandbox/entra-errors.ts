@@ -44,11 +44,14 @@ export const AADSTS = {
   50149: () => 'Invalid Code_Challenge_method parameter.',
   700016: (app: string, tenant: string) =>
     `Application with identifier '${app}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
+  700084: (issued: string) =>
+    `The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00, which cannot be extended. It is now expired and a new sign in request must be sent by the SPA to the sign in page. The token was issued on ${issued}.`,
   700082: (issued: string) => `The refresh token has expired due to inactivity. The token was issued on ${issued} and was inactive for 90.00:00:00.`,
   7000215: (app: string) =>
     `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${app}'.`,
   7000218: () => "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
   700025: () => 'Client is public so neither \'client_assertion\' nor \'client_secret\' should be presented.',
+  9002327: () => "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
   9002313: () => 'Invalid request. Request is malformed or invalid.',
   1002016: () => 'You are using TLS version 1.0, 1.1 and/or 3DES cipher which are deprecated to improve the security posture of Azure AD.',
 } as const;

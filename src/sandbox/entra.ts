@@ -5,12 +5,13 @@ import { certificateDerBase64 } from './certificates.ts';
 import { verifyClientAssertion } from './client-assertion.ts';
 import { pushLog, type SandboxContext } from './context.ts';
 import {
-  findApp, findUser, GRAPH_APP_ID, GRAPH_RESOURCE, MSA_TENANT_ID, redirectUriAllowed, resolveTenant,
-  SANDBOX_TENANT_ID, SANDBOX_USERS, type AppRegistration, type SandboxUser, type TenantSegment,
+  findApp, findUser, GRAPH_APP_ID, GRAPH_RESOURCE, isConsumer, MSA_TENANT_ID, resolveTenant,
+  SANDBOX_TENANT_ID, SANDBOX_USERS, type AppRegistration, type RedirectPlatform, type SandboxUser, type TenantSegment,
 } from './directory.ts';
 import { AADSTS, entraErrorBody, entraTimestamp, TokenEndpointError } from './entra-errors.ts';
 import { signJwt } from './jwt.ts';
 import { renderDeviceCodePage, renderErrorPage, renderMessagePage, renderSignInPage } from './sign-in-page.ts';
+import { audienceRefusal, registeredRedirect, registrationOf, userFits, type EffectiveRegistration } from './registration.ts';
 import { hashToken, type Grant } from './state.ts';
 
 /**
@@ -28,10 +29,14 @@ const CODE_LIFETIME_MS = 10 * 60 * 1000; // [entra-docs v2-oauth2-auth-code-flow
 const REFRESH_INACTIVITY_MS = 90 * 24 * 3600 * 1000; // [entra-docs refresh-tokens]
 const DEVICE_CODE_LIFETIME_S = 900;
 const DEVICE_CODE_INTERVAL_S = 5;
+/** Refresh tokens of a "Single-page application" redirect URI: 24 hours from sign-in, not extended [entra-docs refresh-tokens]. */
+const SPA_REFRESH_LIFETIME_MS = 24 * 3600 * 1000;
 
 interface CodeRecord {
   clientId: string;
   redirectUri: string;
+  /** The platform the redirect URI is registered under, when the code was issued. */
+  platform: RedirectPlatform;
   oid: string;
   tid: string;
   scopes: string[];
@@ -48,7 +53,8 @@ interface DeviceCodeRecord {
   deviceCode: string;
   userCode: string;
   clientId: string;
-  tid?: string;
+  /** Where the device code was asked for: who may sign in with it. */
+  segment: TenantSegment;
   scopes: string[];
   expiresAt: number;
   lastPollAt?: number;
@@ -290,7 +296,7 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
 
   /** Validates an authorize request; on success returns what the sign-in needs, else has responded. */
   function validateAuthorize(req: Request, res: Response, p: Record<string, string>):
-    { t: TenantSegment; app: AppRegistration; parsed: ParsedScopes } | undefined {
+    { t: TenantSegment; app: AppRegistration; reg: EffectiveRegistration; platform: RedirectPlatform; parsed: ParsedScopes } | undefined {
     const segment = String(req.params.tenant);
     const t = resolveTenant(segment);
     if (!t) return void errorPage(res, 90002, AADSTS[90002](segment));
@@ -298,8 +304,17 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const app = findApp(p.client_id);
     if (!app) return void errorPage(res, 700016, AADSTS[700016](p.client_id, t.kind === 'tenant' ? t.tid : segment));
     if (!p.redirect_uri) return void errorPage(res, 900144, AADSTS[900144]('redirect_uri'));
-    if (!redirectUriAllowed(app, p.redirect_uri)) return void errorPage(res, 50011, AADSTS[50011](p.redirect_uri, app.clientId));
+    const reg = registrationOf(ctx, app);
+    const redirect = registeredRedirect(reg, p.redirect_uri);
+    if (!redirect) return void errorPage(res, 50011, AADSTS[50011](p.redirect_uri, app.clientId));
+    const refusal = audienceRefusal(reg, t);
+    if (refusal && refusal.code === undefined) {
+      // The Microsoft account service shows this on its own page ("We're unable to complete your request").
+      setEntraHeaders(res);
+      return void res.status(400).type('html').send(renderMessagePage("We're unable to complete your request", `${refusal.error}: ${refusal.text}`));
+    }
     // From here on, errors go back to the app's redirect URI.
+    if (refusal) return void redirectWithError(res, p, refusal.error, refusal.code!, refusal.text);
     if (p.response_mode && !['query', 'fragment', 'form_post'].includes(p.response_mode)) {
       return void redirectWithError(res, { ...p, response_mode: 'query' }, 'invalid_request', 900144, `The provided value for the input parameter 'response_mode' is not valid: '${p.response_mode}'.`);
     }
@@ -320,32 +335,36 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     if (p.code_challenge !== undefined && (p.code_challenge.length < 43 || p.code_challenge.length > 128)) {
       return void redirectWithError(res, p, 'invalid_request', 501491, AADSTS[501491]());
     }
-    return { t, app, parsed };
+    return { t, app, reg, platform: redirect.platform, parsed };
   }
 
-  function issueCode(res: Response, p: Record<string, string>, t: TenantSegment, parsed: ParsedScopes, session: Session): void {
+  function issueCode(res: Response, p: Record<string, string>, platform: RedirectPlatform, parsed: ParsedScopes, session: Session): void {
     const code = randomToken('1.AXEAsandbox', 96);
+    const tid = findUser(session.oid)!.tid;
     codes.set(code, {
-      clientId: p.client_id!.toLowerCase(), redirectUri: p.redirect_uri!, oid: session.oid, tid: SANDBOX_TENANT_ID,
+      clientId: p.client_id!.toLowerCase(), redirectUri: p.redirect_uri!, platform, oid: session.oid, tid,
       scopes: [...parsed.graph, ...parsed.oidc], challenge: p.code_challenge,
       challengeMethod: p.code_challenge ? (p.code_challenge_method ?? 'plain') : undefined,
       nonce: p.nonce, sid: session.sid, authTime: session.authTime, expiresAt: ctx.now() + CODE_LIFETIME_MS, redeemed: false,
     });
-    void t;
     const params: Record<string, string> = { code };
-    if (p.client_info === '1') params.client_info = clientInfo(session.oid, SANDBOX_TENANT_ID);
+    if (p.client_info === '1') params.client_info = clientInfo(session.oid, tid);
     if (p.state !== undefined) params.state = p.state;
     params.session_state = session.sid;
     respondToClient(res, p, params);
   }
 
-  function signInModel(req: Request, p: Record<string, string>, app: AppRegistration, parsed: ParsedScopes, error?: string) {
+  /** The seeded users who may sign in here (the sign-in page offers them). */
+  const usersFor = (reg: EffectiveRegistration, t: TenantSegment) =>
+    SANDBOX_USERS.filter((u) => userFits(reg, t, u)).map((u) => ({ upn: u.upn, displayName: u.displayName }));
+
+  function signInModel(req: Request, p: Record<string, string>, app: AppRegistration, reg: EffectiveRegistration, t: TenantSegment, parsed: ParsedScopes, error?: string) {
     const hidden: Record<string, string> = {};
     for (const k of AUTHORIZE_PARAMS) if (p[k] !== undefined) hidden[k] = p[k]!;
     return {
       action: `/${encodeURIComponent(String(req.params.tenant))}/login`, hidden, appName: app.displayName,
       permissions: describePermissions(parsed), loginHint: p.username ?? p.login_hint, error,
-      users: SANDBOX_USERS.map((u) => ({ upn: u.upn, displayName: u.displayName })), passwordHint: 'sandbox',
+      users: usersFor(reg, t), passwordHint: 'sandbox',
     };
   }
 
@@ -353,17 +372,19 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const p = paramsOf(req);
     const ok = validateAuthorize(req, res, p);
     if (!ok) return;
-    const { t, app, parsed } = ok;
-    const session = sessions.get(cookieOf(req, 'ESTSAUTH') ?? '');
+    const { t, app, reg, platform, parsed } = ok;
+    const found = sessions.get(cookieOf(req, 'ESTSAUTH') ?? '');
+    const sessionUser = found && findUser(found.oid);
+    const session = sessionUser && userFits(reg, t, sessionUser) ? found : undefined;
     const prompt = p.prompt ?? '';
     const hintMatches = !p.login_hint || (session && findUser(p.login_hint)?.oid === session.oid);
     if (prompt === 'none') {
-      if (session && hintMatches && t.kind !== 'consumers') return issueCode(res, p, t, parsed, session);
+      if (session && hintMatches) return issueCode(res, p, platform, parsed, session);
       return redirectWithError(res, p, 'login_required', 50058, AADSTS[50058]());
     }
-    if (session && hintMatches && !prompt && t.kind !== 'consumers') return issueCode(res, p, t, parsed, session);
+    if (session && hintMatches && !prompt) return issueCode(res, p, platform, parsed, session);
     setEntraHeaders(res);
-    res.type('html').send(renderSignInPage(signInModel(req, p, app, parsed)));
+    res.type('html').send(renderSignInPage(signInModel(req, p, app, reg, t, parsed)));
   }
   browser.get('/:tenant/oauth2/v2.0/authorize', authorize);
   browser.post('/:tenant/oauth2/v2.0/authorize', form, authorize);
@@ -372,26 +393,26 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const p = paramsOf(req);
     const ok = validateAuthorize(req, res, p);
     if (!ok) return;
-    const { t, app, parsed } = ok;
+    const { t, app, reg, platform, parsed } = ok;
     if (p.action === 'cancel') {
       return redirectWithError(res, p, 'access_denied', 65004, AADSTS[65004](), 'cancel');
     }
     const user = findUser(p.username ?? '');
     let error: string | undefined;
-    if (!user || t.kind === 'consumers') {
+    if (!user || !userFits(reg, t, user)) {
       error = `This username may be incorrect. Make sure you typed it correctly. Otherwise, contact your admin. (AADSTS50034: ${AADSTS[50034](p.username ?? '')})`;
     } else if (p.password !== user.password) {
       error = `Your account or password is incorrect. If you don't remember your password, reset it now. (AADSTS50126: ${AADSTS[50126]()})`;
     }
     if (error || !user) {
       setEntraHeaders(res);
-      res.status(200).type('html').send(renderSignInPage(signInModel(req, p, app, parsed, error)));
+      res.status(200).type('html').send(renderSignInPage(signInModel(req, p, app, reg, t, parsed, error)));
       return;
     }
     const session: Session = { oid: user.oid, sid: randomUUID(), authTime: ctx.now() };
     sessions.set(session.sid, session);
     res.setHeader('Set-Cookie', `ESTSAUTH=${session.sid}; Path=/; ${sessionCookieAttributes(req)}`);
-    issueCode(res, p, t, parsed, session);
+    issueCode(res, p, platform, parsed, session);
   });
 
   browser.get('/:tenant/oauth2/v2.0/logout', (req, res) => {
@@ -410,7 +431,11 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
   });
 
   // ---------- token ----------
-  function authenticateClient(p: Record<string, string>, req: Request, t: TenantSegment): AppRegistration {
+  /**
+   * Who is asking: the app and whether it proved a credential. A request without one is a public client's, which
+   * each grant then checks against the registration (publicClientRequestAllowed).
+   */
+  function authenticateClient(p: Record<string, string>, req: Request, t: TenantSegment): { app: AppRegistration; credentialed: boolean } {
     let clientId = p.client_id;
     let secret = p.client_secret;
     const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
@@ -427,8 +452,7 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const hasCredential = secret !== undefined || p.client_assertion !== undefined;
     if (app.publicClient) {
       if (hasCredential) throw new TokenEndpointError(401, 'invalid_client', 700025, AADSTS[700025]());
-    } else {
-      if (!hasCredential) throw new TokenEndpointError(401, 'invalid_client', 7000218, AADSTS[7000218]());
+    } else if (hasCredential) {
       if (p.client_assertion !== undefined && secret === undefined) {
         // private_key_jwt: a certificate registered on the app (src/sandbox/client-assertion.ts).
         verifyClientAssertion(ctx, app, p, t.kind === 'tenant' ? t.tid : undefined);
@@ -438,7 +462,27 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
         throw new TokenEndpointError(401, 'invalid_client', 7000222, `The provided client secret keys for app '${app.clientId}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.`);
       }
     }
-    return app;
+    return { app, credentialed: hasCredential };
+  }
+
+  /**
+   * A request without a client credential is accepted as a public client's only when the registration allows it:
+   * a code or grant of a "Mobile and desktop applications" (or SPA) redirect URI, or "Allow public client flows: Yes"
+   * (which device code always needs). Otherwise Entra treats the app as confidential: 401 AADSTS7000218
+   * (docs/microsoft-notes.md "Registration traps").
+   */
+  function requirePublicClientAllowed(app: AppRegistration, credentialed: boolean, platform: RedirectPlatform | 'device'): void {
+    if (credentialed) return;
+    const reg = registrationOf(ctx, app);
+    const byPlatform = platform === 'publicClient' || platform === 'spa';
+    if (!byPlatform && !reg.publicClientFlows) throw new TokenEndpointError(401, 'invalid_client', 7000218, AADSTS[7000218]());
+  }
+
+  /** A "Single-page application" code or refresh token is redeemed only by a browser's cross-origin request. */
+  function requireCrossOrigin(req: Request, platform: RedirectPlatform | undefined): void {
+    if (platform === 'spa' && !req.headers.origin) {
+      throw new TokenEndpointError(400, 'invalid_request', 9002327, AADSTS[9002327]());
+    }
   }
 
   function issueUserTokens(app: AppRegistration, user: SandboxUser, scopes: string[], grant: Grant, opts: { nonce?: string; clientInfo?: boolean }) {
@@ -449,7 +493,7 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const oidc = scopes.filter((s) => ['profile', 'openid', 'email'].includes(s));
     const scope = [...graph, ...oidc].join(' ');
     const lifetime = ctx.accessTokenLifetimeSec;
-    const access = signJwt({
+    const access = isConsumer(user) ? opaqueAccessToken(user, app, graph, iat + lifetime) : signJwt({
       aud: GRAPH_RESOURCE, iss: `https://sts.windows.net/${SANDBOX_TENANT_ID}/`, iat, nbf: iat, exp: iat + lifetime,
       acct: 0, acr: '1', amr: ['pwd'], app_displayname: app.displayName, appid: app.clientId, appidacr: app.publicClient ? '0' : '1',
       family_name: user.surname, given_name: user.givenName, idtyp: 'user', ipaddr: '127.0.0.1', name: user.displayName,
@@ -467,9 +511,9 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     }
     if (scopes.includes('openid')) {
       const claims: Record<string, unknown> = {
-        aud: app.clientId, iss: issuerFor(SANDBOX_TENANT_ID), iat, nbf: iat, exp: iat + 3600,
+        aud: app.clientId, iss: issuerFor(user.tid), iat, nbf: iat, exp: iat + 3600,
         aio: randomBytes(24).toString('base64url'), oid: user.oid, rh: '0.sandbox.', sid: grant.sid,
-        sub: pairwiseSub(user.oid, app.clientId), tid: SANDBOX_TENANT_ID, uti: randomBytes(16).toString('base64url'), ver: '2.0',
+        sub: pairwiseSub(user.oid, app.clientId), tid: user.tid, uti: randomBytes(16).toString('base64url'), ver: '2.0',
       };
       if (scopes.includes('profile')) {
         claims.name = user.displayName;
@@ -479,13 +523,26 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
       if (opts.nonce !== undefined) claims.nonce = opts.nonce;
       body.id_token = signJwt(claims, ctx.signing.keyPem, ctx.signing.kid);
     }
-    if (opts.clientInfo) body.client_info = clientInfo(user.oid, SANDBOX_TENANT_ID);
+    if (opts.clientInfo) body.client_info = clientInfo(user.oid, user.tid);
     ctx.state.changed();
     return body;
   }
 
-  function newGrant(oid: string, clientId: string, scopes: string[], sid: string, authTime: number): Grant {
-    const grant: Grant = { id: randomUUID(), oid, clientId, scopes, sid, authTime, createdAt: ctx.now() };
+  /**
+   * A personal account's access token: not a JWT (Microsoft's consumer tokens are opaque to clients,
+   * docs/microsoft-notes.md "Personal accounts"); the sandbox's Graph finds it by hash. Expired ones are dropped.
+   */
+  function opaqueAccessToken(user: SandboxUser, app: AppRegistration, scopes: string[], exp: number): string {
+    const token = randomToken('EwBYA8l6BAAUsandbox', 300);
+    const all = (ctx.state.data.opaqueAccessTokens ??= {});
+    const nowS = ctx.now() / 1000;
+    for (const [hash, rec] of Object.entries(all)) if (rec.exp < nowS - 300) delete all[hash];
+    all[hashToken(token)] = { oid: user.oid, appId: app.clientId, scopes, exp };
+    return token;
+  }
+
+  function newGrant(oid: string, clientId: string, scopes: string[], sid: string, authTime: number, platform?: RedirectPlatform): Grant {
+    const grant: Grant = { id: randomUUID(), oid, clientId, scopes, sid, authTime, createdAt: ctx.now(), ...(platform ? { platform } : {}) };
     ctx.state.data.grants.push(grant);
     return grant;
   }
@@ -496,7 +553,7 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     return user;
   }
 
-  function grantAuthorizationCode(p: Record<string, string>, app: AppRegistration) {
+  function grantAuthorizationCode(p: Record<string, string>, app: AppRegistration, credentialed: boolean, req: Request) {
     if (!p.code) throw new TokenEndpointError(400, 'invalid_request', 900144, AADSTS[900144]('code'));
     const rec = codes.get(p.code);
     if (!rec || rec.clientId !== app.clientId) throw new TokenEndpointError(400, 'invalid_grant', 70000, AADSTS[70000]('code'));
@@ -513,19 +570,26 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
         throw new TokenEndpointError(400, 'invalid_grant', 501481, AADSTS[501481]());
       }
     }
+    requireCrossOrigin(req, rec.platform);
+    requirePublicClientAllowed(app, credentialed, rec.platform);
     rec.redeemed = true;
     const user = findUser(rec.oid)!;
-    const grant = newGrant(rec.oid, app.clientId, rec.scopes, rec.sid, rec.authTime);
+    const grant = newGrant(rec.oid, app.clientId, rec.scopes, rec.sid, rec.authTime, rec.platform);
     return { user, body: issueUserTokens(app, user, rec.scopes, grant, { nonce: rec.nonce, clientInfo: p.client_info === '1' }) };
   }
 
-  function grantRefreshToken(p: Record<string, string>, app: AppRegistration) {
+  function grantRefreshToken(p: Record<string, string>, app: AppRegistration, credentialed: boolean, req: Request) {
     if (!p.refresh_token) throw new TokenEndpointError(400, 'invalid_request', 900144, AADSTS[900144]('refresh_token'));
     const hash = hashToken(p.refresh_token);
     const rec = ctx.state.data.refreshTokens[hash];
     const grant = rec && ctx.state.data.grants.find((g) => g.id === rec.grantId);
     if (!rec || !grant) throw new TokenEndpointError(400, 'invalid_grant', 9002313, AADSTS[9002313]());
     if (grant.clientId !== app.clientId) throw new TokenEndpointError(400, 'invalid_grant', 70000, AADSTS[70000]('refresh_token'));
+    requireCrossOrigin(req, grant.platform);
+    requirePublicClientAllowed(app, credentialed, grant.platform ?? 'publicClient');
+    if (grant.platform === 'spa' && ctx.now() - grant.createdAt > SPA_REFRESH_LIFETIME_MS) {
+      throw new TokenEndpointError(400, 'invalid_grant', 700084, AADSTS[700084](entraTimestamp(grant.createdAt)));
+    }
     const user = userOfGrant(grant);
     const injection = ctx.injections.find((i) => i.remaining > 0 && (i.target === '*' || i.target === user.upn));
     if (injection) {
@@ -572,8 +636,8 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     return { user, body: issueUserTokens(app, user, [...new Set(scopes)], grant, { clientInfo: p.client_info === '1' }) };
   }
 
-  function grantClientCredentials(p: Record<string, string>, app: AppRegistration) {
-    if (app.publicClient) throw new TokenEndpointError(401, 'invalid_client', 7000218, AADSTS[7000218]());
+  function grantClientCredentials(p: Record<string, string>, app: AppRegistration, credentialed: boolean) {
+    if (app.publicClient || !credentialed) throw new TokenEndpointError(401, 'invalid_client', 7000218, AADSTS[7000218]());
     const scope = p.scope ?? '';
     if (!scope) throw new TokenEndpointError(400, 'invalid_request', 900144, AADSTS[900144]('scope'));
     if (!/\/\.default$/i.test(scope) || scope.trim().includes(' ')) {
@@ -598,7 +662,8 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     return { body: { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: access } };
   }
 
-  function grantDeviceCode(p: Record<string, string>, app: AppRegistration) {
+  function grantDeviceCode(p: Record<string, string>, app: AppRegistration, credentialed: boolean) {
+    requirePublicClientAllowed(app, credentialed, 'device');
     const code = p.device_code ?? p.code;
     if (!code) throw new TokenEndpointError(400, 'invalid_request', 900144, AADSTS[900144]('device_code'));
     const rec = deviceCodes.get(code);
@@ -628,12 +693,12 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
       const t = resolveTenant(String(req.params.tenant));
       if (!t) throw new TokenEndpointError(400, 'invalid_tenant', 90002, AADSTS[90002](String(req.params.tenant)));
       if (!grantType) throw new TokenEndpointError(400, 'invalid_request', 900144, AADSTS[900144]('grant_type'));
-      const app = authenticateClient(p, req, t);
+      const { app, credentialed } = authenticateClient(p, req, t);
       let result: { user?: SandboxUser; body: Record<string, unknown> };
-      if (grantType === 'authorization_code') result = grantAuthorizationCode(p, app);
-      else if (grantType === 'refresh_token') result = grantRefreshToken(p, app);
-      else if (grantType === 'client_credentials') result = grantClientCredentials(p, app);
-      else if (grantType === 'urn:ietf:params:oauth:grant-type:device_code' || grantType === 'device_code') result = grantDeviceCode(p, app);
+      if (grantType === 'authorization_code') result = grantAuthorizationCode(p, app, credentialed, req);
+      else if (grantType === 'refresh_token') result = grantRefreshToken(p, app, credentialed, req);
+      else if (grantType === 'client_credentials') result = grantClientCredentials(p, app, credentialed);
+      else if (grantType === 'urn:ietf:params:oauth:grant-type:device_code' || grantType === 'device_code') result = grantDeviceCode(p, app, credentialed);
       else throw new TokenEndpointError(400, 'unsupported_grant_type', 70003, AADSTS[70003](grantType));
       upn = result.user?.upn;
       pushLog(ctx.tokenLog, { at: new Date(ctx.now()).toISOString(), grantType, clientId: app.clientId, upn, status: 200 });
@@ -662,6 +727,10 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const app = p.client_id ? findApp(p.client_id) : undefined;
     if (!p.client_id) return void res.status(400).json(entraErrorBody(ctx.now(), 'invalid_request', 900144, AADSTS[900144]('client_id')));
     if (!app) return void res.status(400).json(entraErrorBody(ctx.now(), 'unauthorized_client', 700016, AADSTS[700016](p.client_id, t.kind === 'tenant' ? t.tid : t.kind)));
+    // "Allow public client flows: No" is not checked here: the code is issued and the poll answers AADSTS7000218
+    // (docs/microsoft-notes.md "Registration traps").
+    const refusal = audienceRefusal(registrationOf(ctx, app), t);
+    if (refusal) return void res.status(400).json(entraErrorBody(ctx.now(), refusal.error, refusal.code, refusal.text));
     if (!p.scope) return void res.status(400).json(entraErrorBody(ctx.now(), 'invalid_request', 900144, AADSTS[900144]('scope')));
     let parsed: ParsedScopes;
     try {
@@ -673,7 +742,7 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const userCode = Array.from(randomBytes(9), (b) => alphabet[b % alphabet.length]).join('');
     const deviceCode = randomToken('DAQABIQEAAABVrSpeuWamRam2jAF1XRQE', 96);
     deviceCodes.set(deviceCode, {
-      deviceCode, userCode, clientId: app.clientId, scopes: [...parsed.graph, ...parsed.oidc], status: 'pending',
+      deviceCode, userCode, clientId: app.clientId, segment: t, scopes: [...parsed.graph, ...parsed.oidc], status: 'pending',
       expiresAt: ctx.now() + DEVICE_CODE_LIFETIME_S * 1000,
     });
     const verificationUri = `${ctx.signInOrigin}/devicelogin`;
@@ -698,13 +767,15 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     const rec = findDeviceCode(p.otc ?? '');
     if (!rec) return void res.type('html').send(renderDeviceCodePage('/devicelogin', "That code didn't work. Check the code and try again.", p.otc));
     const app = findApp(rec.clientId)!;
+    const users = usersFor(registrationOf(ctx, app), rec.segment);
     const parsed: ParsedScopes = { graph: rec.scopes.filter((s) => !OIDC_SCOPES.includes(s)), oidc: rec.scopes.filter((s) => OIDC_SCOPES.includes(s)), resourceDefault: false };
     if (p.action === 'cancel') {
       rec.status = 'declined';
       return void res.type('html').send(renderMessagePage('Sign in canceled', 'You have declined the sign-in request on your device.'));
     }
     if (p.username !== undefined) {
-      const user = findUser(p.username);
+      const found = findUser(p.username);
+      const user = found && userFits(registrationOf(ctx, app), rec.segment, found) ? found : undefined;
       if (user && p.password === user.password) {
         rec.status = 'approved';
         rec.oid = user.oid;
@@ -717,12 +788,12 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
         : `This username may be incorrect. (AADSTS50034: ${AADSTS[50034](p.username)})`;
       return void res.type('html').send(renderSignInPage({
         action: '/devicelogin', hidden: { otc: rec.userCode }, appName: app.displayName, permissions: describePermissions(parsed),
-        loginHint: p.username, error, users: SANDBOX_USERS.map((u) => ({ upn: u.upn, displayName: u.displayName })), passwordHint: 'sandbox',
+        loginHint: p.username, error, users, passwordHint: 'sandbox',
       }));
     }
     res.type('html').send(renderSignInPage({
       action: '/devicelogin', hidden: { otc: rec.userCode }, appName: app.displayName, permissions: describePermissions(parsed),
-      users: SANDBOX_USERS.map((u) => ({ upn: u.upn, displayName: u.displayName })), passwordHint: 'sandbox',
+      users, passwordHint: 'sandbox',
     }));
   });
 

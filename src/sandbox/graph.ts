@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type Request, type Response } from 'express';
 import { decideMailboxAccess } from './access-control.ts';
 import { pushLog, type SandboxContext } from './context.ts';
-import { findUser, GRAPH_APP_ID, GRAPH_RESOURCE, SANDBOX_TENANT_ID, type SandboxUser } from './directory.ts';
+import { findUser, GRAPH_APP_ID, GRAPH_RESOURCE, isConsumer, SANDBOX_TENANT_ID, type SandboxUser } from './directory.ts';
 import { verifyJwt, type JwtPayload } from './jwt.ts';
+import { hashToken } from './state.ts';
 import { textOf, type Address } from './mailbox-generator.ts';
 import type { Mailbox, StoredFolder, StoredMessage } from './mailbox-store.ts';
 import { BatchError, runBatch } from './batch.ts';
@@ -558,6 +559,8 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     }
     if (a === 'mailboxSettings' && len === 1) {
       if (method !== 'GET') throw nope();
+      // Observed for Outlook.com mailboxes whatever the scopes (docs/microsoft-notes.md "Personal accounts").
+      if (isConsumer(call.target)) throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
       return mailboxSettings(call);
     }
     if ((a === 'calendarView' && len === 1) || (a === 'calendar' && b === 'calendarView' && len === 2)) {
@@ -643,6 +646,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     const m = /^Bearer\s+(.+)$/i.exec(header);
     if (!m) throw new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.');
     const token = m[1]!.trim();
+    if (!token.includes('.')) return opaqueCaller(token);
     const check = verifyJwt(token, ctx.signing.publicKeyPem);
     if (!check.ok) {
       throw new GraphError(401, 'InvalidAuthenticationToken',
@@ -662,6 +666,15 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     const user = findUser(String(p.oid));
     if (!user) throw new GraphError(401, 'InvalidAuthenticationToken', 'Access token validation failure.');
     return { kind: 'user', user, appId: String(p.appid), scopes: String(p.scp ?? '').split(' ').filter(Boolean), roles: [] };
+  }
+
+  /** A personal account's access token is not a JWT: it is looked up (src/sandbox/entra.ts opaqueAccessToken). */
+  function opaqueCaller(token: string): Caller {
+    const rec = ctx.state.data.opaqueAccessTokens?.[hashToken(token)];
+    const user = rec && findUser(rec.oid);
+    if (!rec || !user) throw new GraphError(401, 'InvalidAuthenticationToken', 'IDX14100: JWT is not well formed, there are no dots (.).');
+    if (rec.exp < ctx.now() / 1000 - 300) throw new GraphError(401, 'InvalidAuthenticationToken', 'Lifetime validation failed, the token is expired.');
+    return { kind: 'user', user, appId: rec.appId, scopes: [...rec.scopes], roles: [] };
   }
 
   function authorizeScopes(call: GraphCall, rest: string[]): void {
@@ -769,6 +782,8 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
         rest = rawSegments.slice(1);
       } else if (rawSegments[0] === 'users' && rawSegments[1]) {
         target = findUser(rawSegments[1]);
+        // A personal account is in no organisation: an app's token (or another tenant's user) does not see it.
+        if (target && isConsumer(target) && caller.user?.oid !== target.oid) target = undefined;
         if (!target) {
           if (rawSegments.length === 2) throw new GraphError(404, 'Request_ResourceNotFound', `Resource '${rawSegments[1]}' does not exist or one of its queried reference-property objects are not present.`);
           throw new GraphError(404, 'ErrorInvalidUser', `The requested user '${rawSegments[1]}' is invalid.`);

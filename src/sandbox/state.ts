@@ -6,6 +6,8 @@ import { Mailbox, type MailboxData } from './mailbox-store.ts';
 import { SANDBOX_USERS } from './directory.ts';
 import { ianaZone } from './calendar.ts';
 import { daysBetween, sampleDay, utcMidnight } from './sample-calendar.ts';
+import type { RedirectPlatform } from './directory.ts';
+import type { RegistrationSettings } from './registration.ts';
 
 /** A delegated grant: one sign-in of one user to one app, with its refresh-token family. */
 export interface Grant {
@@ -18,6 +20,23 @@ export interface Grant {
   createdAt: number;
   revokedAt?: number;
   revokeReason?: 'admin' | 'reuse';
+  /**
+   * The platform of the redirect URI the grant's code was issued to: a "Single-page application" grant is
+   * refreshed only cross-origin and lives 24 hours from sign-in (AADSTS700084) [entra-docs refresh-tokens].
+   */
+  platform?: RedirectPlatform;
+}
+
+/**
+ * A personal account's access token: an opaque string, not a JWT (docs/microsoft-notes.md "Personal accounts"),
+ * which the sandbox's Graph resolves by looking up its SHA-256 hash here.
+ */
+export interface OpaqueAccessToken {
+  oid: string;
+  appId: string;
+  scopes: string[];
+  /** Seconds since the epoch, as a JWT's exp. */
+  exp: number;
 }
 
 /** A refresh token, stored by SHA-256 hash only. */
@@ -43,6 +62,10 @@ export interface StateData {
   appAccessPolicy?: Record<string, string[]>;
   /** Per user: the last day (UTC midnight, ms) the sample calendar has events for (see topUpCalendars). */
   calendarThrough?: Record<string, number>;
+  /** Per app: Authentication settings an admin changed (src/sandbox/registration.ts). */
+  registrations?: Record<string, RegistrationSettings>;
+  /** Opaque access tokens of personal accounts, by SHA-256 hash. */
+  opaqueAccessTokens?: Record<string, OpaqueAccessToken>;
 }
 
 /** The sample calendar reaches this many days ahead of today, topped up as days pass. */
@@ -94,6 +117,8 @@ export class SandboxState {
     const loaded = this.file && existsSync(this.file) ? this.tryLoad(this.file) : undefined;
     this.data = loaded ?? this.fresh();
     for (const mb of this.data.mailboxes) this.attach(new Mailbox(mb));
+    // A state saved before a user was added to the directory (the personal account) gets that user's mailbox.
+    for (const u of SANDBOX_USERS) if (!this.mailboxes.has(u.upn)) this.attach(seedMailbox(u.upn, this.data.seed, this.opts.now()));
     this.topUpCalendars();
     if (!loaded) this.save();
   }

@@ -631,3 +631,136 @@ describe('persistence', () => {
     }
   });
 });
+
+describe('app registration settings (issue 11: each registration trap happens for real)', () => {
+  const MSA = '9188040d-6c67-4c5b-b112-36a304b66dad';
+  const admin = () => sb.admin;
+  const token = (tenant: string, params: Record<string, string>, headers: Record<string, string> = {}) =>
+    call(`/${tenant}/oauth2/v2.0/token`, { method: 'POST', headers, body: new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, ...params }) });
+  /** Signs in at `tenant` and returns the redirect (code or error) and the PKCE verifier. */
+  async function codeAt(tenant: string, user = 'alice@contoso.test') {
+    const { verifier, challenge } = pkce();
+    const r = await signIn({ tenant, user, challenge });
+    return { r, verifier, location: r.headers.get('location') ? new URL(r.headers.get('location')!) : undefined };
+  }
+  after(() => admin().setAppRegistration(SANDBOX_CLIENT_ID, null));
+
+  it('defaults keep what the sandbox always did, and the admin route shows and changes them', async () => {
+    const shown = await call(`/_sandbox/apps/${SANDBOX_CLIENT_ID}/registration`);
+    assert.equal(shown.json.publicClientFlows, true);
+    assert.equal(shown.json.audience, 'AzureADandPersonalMicrosoftAccount');
+    assert.ok(shown.json.redirectUris.every((r: Json) => r.platform === 'publicClient'));
+    const changed = await call(`/_sandbox/apps/${SANDBOX_CLIENT_ID}/registration`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ audience: 'AzureADMyOrg' }) });
+    assert.equal(changed.json.audience, 'AzureADMyOrg');
+    assert.equal(changed.json.publicClientFlows, true, 'a setting not given keeps its value');
+    const bad = await call(`/_sandbox/apps/${SANDBOX_CLIENT_ID}/registration`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirectUris: [{ uri: REDIRECT, platform: 'desktop' }] }) });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error, /platform .* must be one of web, spa, publicClient/);
+    const reset = await call(`/_sandbox/apps/${SANDBOX_CLIENT_ID}/registration`, { method: 'DELETE' });
+    assert.equal(reset.json.audience, 'AzureADandPersonalMicrosoftAccount');
+  });
+
+  it('public client flows off: the device code is issued, its poll answers 401 invalid_client AADSTS7000218', async () => {
+    admin().setAppRegistration(SANDBOX_CLIENT_ID, { publicClientFlows: false });
+    const dc = await call(`/${sb.tenantId}/oauth2/v2.0/devicecode`, { method: 'POST', body: new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, scope: SCOPE }) });
+    assert.equal(dc.status, 200, dc.text);
+    const poll = await token(sb.tenantId, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: dc.json.device_code });
+    assert.equal(poll.status, 401);
+    assertEntraError(poll.json, 'invalid_client', 7000218);
+    assert.match(poll.json.error_description, /^AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'\./);
+    // A code for a "Mobile and desktop" redirect URI is still redeemed without a secret; one for a "Web" URI is not.
+    const desktop = await codeAt(sb.tenantId);
+    const ok = await token(sb.tenantId, { grant_type: 'authorization_code', code: desktop.location!.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: desktop.verifier });
+    assert.equal(ok.status, 200, ok.text);
+    admin().setAppRegistration(SANDBOX_CLIENT_ID, { redirectUris: [{ uri: 'http://localhost/auth/callback', platform: 'web' }] });
+    const web = await codeAt(sb.tenantId);
+    const refused = await token(sb.tenantId, { grant_type: 'authorization_code', code: web.location!.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: web.verifier });
+    assert.equal(refused.status, 401);
+    assertEntraError(refused.json, 'invalid_client', 7000218);
+    admin().setAppRegistration(SANDBOX_CLIENT_ID, null);
+  });
+
+  it('single-tenant app at /common or /organizations: AADSTS50194 to the redirect URI, and from the device code endpoint', async () => {
+    admin().setAppRegistration(SANDBOX_CLIENT_ID, { audience: 'AzureADMyOrg' });
+    for (const tenant of ['common', 'organizations']) {
+      const { r, location } = await codeAt(tenant);
+      assert.equal(r.status, 302, r.text);
+      assert.equal(location!.origin + location!.pathname, REDIRECT);
+      assert.equal(location!.searchParams.get('error'), 'invalid_request');
+      assert.equal(location!.searchParams.get('state'), 'st-1');
+      assert.match(location!.searchParams.get('error_description')!, new RegExp(`^AADSTS50194: Application '${SANDBOX_CLIENT_ID}'\\(mailbox-agent \\(sandbox\\)\\) is not configured as a multi-tenant application\\. Usage of the /common endpoint is not supported for such applications created after '10/15/2018'\\. Use a tenant-specific endpoint or configure the application to be multi-tenant\\.\\r\\nTrace ID: [0-9a-f-]{36}\\r\\nCorrelation ID`));
+      const dc = await call(`/${tenant}/oauth2/v2.0/devicecode`, { method: 'POST', body: new URLSearchParams({ client_id: SANDBOX_CLIENT_ID, scope: SCOPE }) });
+      assert.equal(dc.status, 400);
+      assertEntraError(dc.json, 'invalid_request', 50194);
+    }
+    const home = await codeAt(sb.tenantId);
+    assert.ok(home.location!.searchParams.get('code'), 'the tenant-specific endpoint still works');
+    admin().setAppRegistration(SANDBOX_CLIENT_ID, null);
+  });
+
+  it('a "Single-page application" redirect URI: redeemed without Origin → AADSTS9002327; with Origin it works and its refresh token dies after 24 h (AADSTS700084)', async () => {
+    admin().setAppRegistration(SANDBOX_CLIENT_ID, { redirectUris: [{ uri: 'http://localhost/auth/callback', platform: 'spa' }] });
+    try {
+      const first = await codeAt(sb.tenantId);
+      const server = await token(sb.tenantId, { grant_type: 'authorization_code', code: first.location!.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: first.verifier });
+      assert.equal(server.status, 400);
+      assertEntraError(server.json, 'invalid_request', 9002327);
+      assert.match(server.json.error_description, /Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests\./);
+      const origin = { origin: 'http://localhost:3000' };
+      const second = await codeAt(sb.tenantId);
+      const browser = await token(sb.tenantId, { grant_type: 'authorization_code', code: second.location!.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: second.verifier }, origin);
+      assert.equal(browser.status, 200, browser.text);
+      const noOrigin = await token(sb.tenantId, { grant_type: 'refresh_token', refresh_token: browser.json.refresh_token });
+      assertEntraError(noOrigin.json, 'invalid_request', 9002327);
+      const rotated = await token(sb.tenantId, { grant_type: 'refresh_token', refresh_token: browser.json.refresh_token }, origin);
+      assert.equal(rotated.status, 200, rotated.text);
+      admin().setClockOffset(24 * 3600_000 + 60_000);
+      const late = await token(sb.tenantId, { grant_type: 'refresh_token', refresh_token: rotated.json.refresh_token }, origin);
+      assert.equal(late.status, 400);
+      assertEntraError(late.json, 'invalid_grant', 700084);
+    } finally {
+      admin().setClockOffset(0);
+      admin().setAppRegistration(SANDBOX_CLIENT_ID, null);
+    }
+  });
+
+  it('a personal account (carol@outlook.test) at /consumers: MSA tenant id, opaque access token, Graph works but mailboxSettings is 403', async () => {
+    const disc = await call('/consumers/v2.0/.well-known/openid-configuration');
+    assert.equal(disc.json.issuer, `${sb.url}/${MSA}/v2.0`);
+    const refusedOrg = await signIn({ tenant: 'consumers', user: 'alice@contoso.test' });
+    assert.equal(refusedOrg.status, 200);
+    assert.match(refusedOrg.text, /AADSTS50034/);
+    const refusedHere = await signIn({ tenant: 'organizations', user: 'carol@outlook.test' });
+    assert.match(refusedHere.text, /AADSTS50034/, 'a personal account is not in any organisation');
+    const { location, verifier } = await codeAt('consumers', 'carol@outlook.test');
+    const t = await token('consumers', { grant_type: 'authorization_code', code: location!.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+    assert.equal(t.status, 200, t.text);
+    assert.ok(!t.json.access_token.includes('.'), 'not a JWT');
+    const id = decodeJwt(t.json.id_token);
+    assert.equal(id.tid, MSA);
+    assert.equal(id.iss, `${sb.url}/${MSA}/v2.0`);
+    assert.equal(id.preferred_username, 'carol@outlook.test');
+    const as = (path: string, access = t.json.access_token as string) => call(`/v1.0${path}`, { headers: { authorization: `Bearer ${access}` } });
+    assert.equal((await as('/me')).json.userPrincipalName, 'carol@outlook.test');
+    assert.equal((await as('/me/mailFolders/inbox/messages?$top=1')).status, 200);
+    const settings = await as('/me/mailboxSettings');
+    assert.equal(settings.status, 403);
+    assert.equal(settings.json.error.code, 'ErrorAccessDenied');
+    assert.equal(settings.json.error.message, 'Access is denied. Check credentials and try again.');
+    assert.equal((await as('/me', 'EwBnotAtokenWeIssued')).status, 401);
+    const refreshed = await token('consumers', { grant_type: 'refresh_token', refresh_token: t.json.refresh_token });
+    assert.equal(refreshed.status, 200, refreshed.text);
+    assert.ok(!refreshed.json.access_token.includes('.'));
+  });
+
+  it('an app not registered for personal accounts cannot be used at /consumers', async () => {
+    admin().setAppRegistration(SANDBOX_CLIENT_ID, { audience: 'AzureADMultipleOrgs' });
+    try {
+      const { r } = await codeAt('consumers', 'carol@outlook.test');
+      assert.equal(r.status, 400);
+      assert.match(r.text, /unauthorized_client: The client does not exist or is not enabled for consumers/);
+    } finally {
+      admin().setAppRegistration(SANDBOX_CLIENT_ID, null);
+    }
+  });
+});
