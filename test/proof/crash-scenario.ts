@@ -1,0 +1,343 @@
+/**
+ * Crash safety, driven from outside like a user's shell: the installed `mailbox-agent run <job> --json` on a backfill
+ * whose rules move, PATCH, copy, forward and call a webhook, killed (SIGKILL to its process group) at seeded random
+ * points, restarted each time, then let to finish. The outcome is checked against the rules evaluated HERE, by this
+ * file's own few lines (not the agent's planner), and against the sandbox's record of every Graph request.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { AdminMessage } from '../../src/sandbox/admin.ts';
+import type { GraphRequestLogEntry, TokenRequestLogEntry } from '../../src/sandbox/context.ts';
+import { cli } from '../helpers/cli.ts';
+import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
+import { installedPackage } from '../helpers/installed-package.ts';
+import { seededRandom } from './figures.ts';
+
+export const ALICE = 'alice@contoso.test';
+const BOB = 'bob@contoso.test';
+
+/** A rule as this test understands it: the few match keys it uses, evaluated by `expectedFor` below. */
+interface ProofRule {
+  name: string;
+  match: { subjectContains?: string; fromDomain?: string; from?: string };
+  actions: Record<string, unknown>[];
+}
+
+export function proofRules(webhookUrl: string): ProofRule[] {
+  return [
+    { name: 'invoices', match: { subjectContains: 'invoice' }, actions: [{ categorize: ['Billing'] }, { copyTo: 'Proof/Copies' }, { forwardTo: [BOB] }, { webhook: webhookUrl }, { markRead: true }] },
+    { name: 'news', match: { fromDomain: 'news.example.com' }, actions: [{ flag: true }, { moveTo: 'Proof/News' }] },
+    { name: 'it', match: { from: 'it-noreply@contoso.test' }, actions: [{ setImportance: 'high' }, { categorize: ['IT'] }] },
+  ];
+}
+
+export function jobsYaml(rules: ProofRule[]): string {
+  return `jobs:\n  - name: proof\n    type: inbox-rules\n    schedule: "0 3 * * *"\n    folder: inbox\n    backfill: true\n    rules:\n${rules
+    .map((r) => `      - name: ${r.name}\n        match: ${JSON.stringify(r.match)}\n        actions: ${JSON.stringify(r.actions)}\n`)
+    .join('')}`;
+}
+
+function matches(rule: ProofRule, m: AdminMessage): boolean {
+  const from = m.from.toLowerCase();
+  const domain = from.split('@')[1] ?? '';
+  const { subjectContains, fromDomain, from: exact } = rule.match;
+  if (subjectContains !== undefined && !m.subject.toLowerCase().includes(subjectContains.toLowerCase())) return false;
+  if (fromDomain !== undefined && domain !== fromDomain && !domain.endsWith(`.${fromDomain}`)) return false;
+  if (exact !== undefined && from !== exact.toLowerCase()) return false;
+  return true;
+}
+
+export interface Expected {
+  folder: string;
+  categories: string[];
+  isRead: boolean;
+  flagStatus: string;
+  importance: string;
+  /** Once-only actions the rules ask for: copyTo, forwardTo, webhook. */
+  once: string[];
+}
+
+/** What the rules make of a message, as it was before the run: every matching rule acts, in order. */
+export function expectedFor(rules: ProofRule[], m: AdminMessage): Expected {
+  const out: Expected = { folder: 'inbox', categories: [...m.categories], isRead: m.isRead, flagStatus: m.flagStatus, importance: m.importance, once: [] };
+  for (const rule of rules.filter((r) => matches(r, m))) {
+    for (const action of rule.actions) {
+      const [kind, value] = Object.entries(action)[0]!;
+      if (kind === 'categorize') for (const c of value as string[]) if (!out.categories.includes(c)) out.categories.push(c);
+      if (kind === 'markRead') out.isRead = value as boolean;
+      if (kind === 'flag') out.flagStatus = value ? 'flagged' : 'notFlagged';
+      if (kind === 'setImportance') out.importance = value as string;
+      if (kind === 'moveTo') out.folder = value as string;
+      if (kind === 'copyTo' || kind === 'forwardTo' || kind === 'webhook') out.once.push(kind);
+    }
+  }
+  return out;
+}
+
+/** A local webhook receiver counting calls per message id. */
+export async function webhookServer() {
+  const hits = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      try {
+        const id = (JSON.parse(body) as { message: { id: string } }).message.id;
+        hits.set(id, (hits.get(id) ?? 0) + 1);
+      } catch {
+        hits.set('(unparsable)', (hits.get('(unparsable)') ?? 0) + 1);
+      }
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, hits, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** The sandbox's logs drained into lists of our own (the sandbox keeps its newest 5,000 only). */
+export function drainLogs(h: Harness) {
+  const graph: GraphRequestLogEntry[] = [];
+  const tokens: TokenRequestLogEntry[] = [];
+  const drain = () => {
+    graph.push(...h.sandbox.admin.graphRequests());
+    tokens.push(...h.sandbox.admin.tokenRequests());
+    h.sandbox.admin.clearLogs();
+  };
+  return { graph, tokens, drain };
+}
+
+const MUTATION = /\/messages\/([^/?]+)\/(forward|copy|move)(?:\?|$)/;
+
+/** Successful (2xx) Graph mutations per `messageId:action` (copy, forward, move; PATCH as 'patch'). */
+export function mutationsOf(log: GraphRequestLogEntry[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of log) {
+    if (e.status < 200 || e.status >= 300) continue;
+    const pathOnly = decodeURIComponent(e.path);
+    let key: string | undefined;
+    const m = MUTATION.exec(pathOnly);
+    if (e.method === 'POST' && m) key = `${m[1]}:${m[2]}`;
+    const p = /\/messages\/([^/?]+)(?:\?|$)/.exec(pathOnly);
+    if (e.method === 'PATCH' && p) key = `${p[1]}:patch`;
+    if (key) counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+export interface RunOutcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+  killed: boolean;
+  /** What the kill waited for: 'requests:N', 'refresh', 'time:MS'. */
+  point?: string;
+}
+
+export interface CrashFigures {
+  seed: number;
+  messages: number;
+  kills: number;
+  /** Kill points that the run reached before finishing (the rest found the run already done). */
+  killsLanded: number;
+  /** Messages whose final state is exactly what the rules say. */
+  survived: number;
+  lost: number;
+  doubled: number;
+  /** Once-only actions not done and reported skipped/unsure by a run, as they must be. */
+  reportedUnsure: number;
+  /** Grants revoked for a refresh token presented twice after a kill between Entra's answer and the store write. */
+  grantLostInUnclosableWindow: number;
+  runs: number;
+  killPoints: string[];
+}
+
+/**
+ * The whole crash proof: sign in, a generated mailbox of `messages`, `kills` kill points from `seed`, then runs to the
+ * end. Returns the figures; asserts everything the issue asks (no change twice, once-only at most once, skipped ones
+ * reported, grant alive, store opens cleanly).
+ */
+export async function crashProof(options: { messages: number; kills: number; seed: number }): Promise<CrashFigures> {
+  const random = seededRandom(options.seed);
+  const hook = await webhookServer();
+  const rules = proofRules(hook.url);
+  // Access tokens usable for ~3 s (the agent refreshes 5 minutes before expiry): refreshes happen during the runs.
+  const h = await startHarness({ jobsFile: jobsYaml(rules), sandboxOptions: { accessTokenLifetimeSec: 303 } });
+  const logDir = path.join(h.dir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  try {
+    h.sandbox.admin.generate(ALICE, options.messages, options.seed);
+    await signIn(h);
+    h.sandbox.admin.setRevokeOnReuse(true);
+    // Sub-requests take a little time in their slot, so a kill can land between a batch's send and its answer.
+    h.sandbox.admin.setSubRequestMs(3);
+    const before = h.sandbox.admin.messages(ALICE, 'inbox');
+    assert.equal(before.length, options.messages);
+    const expected = new Map(before.map((m) => [m.immutableId, expectedFor(rules, m)]));
+    const logs = drainLogs(h);
+    logs.drain();
+    const bin = (await installedPackage()).bin;
+    const results: { actions: { messageId: string; action: string; result: string; error?: string }[]; ok: boolean }[] = [];
+    const killPoints: string[] = [];
+    let killsLanded = 0;
+    let grantLost = 0;
+    let runs = 0;
+
+    /** One `run proof --json`, killed at `point` unless it ends first. */
+    /**
+     * requests: after the n-th Graph request (sub-requests included) of the run; refresh: `delayMs` after Entra answered
+     * a refresh (or at the n-th request if none comes first); time: `ms` after the run's first Graph request.
+     */
+    const runOnce = async (point?: { kind: 'requests'; n: number } | { kind: 'refresh'; delayMs: number; n: number } | { kind: 'time'; ms: number }): Promise<RunOutcome> => {
+      runs++;
+      logs.drain();
+      const graphAtStart = logs.graph.length;
+      const refreshesAtStart = logs.tokens.filter((t) => t.grantType === 'refresh_token').length;
+      const child = spawn(bin, ['run', 'proof', '--json'], { cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...h.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      let killed = false;
+      let killedAt = 0;
+      const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
+      let firstRequestAt: number | undefined;
+      const kill = () => {
+        if (killed || child.exitCode !== null) return;
+        killed = true;
+        killedAt = Date.now();
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      const watch = point && setInterval(() => {
+        logs.drain();
+        if (point.kind === 'requests' && logs.graph.length - graphAtStart >= point.n) kill();
+        if (point.kind === 'refresh' && logs.tokens.filter((t) => t.grantType === 'refresh_token').length > refreshesAtStart) setTimeout(kill, point.delayMs);
+        if (point.kind === 'refresh' && logs.graph.length - graphAtStart >= point.n) kill();
+        if (point.kind === 'time' && logs.graph.length > graphAtStart) firstRequestAt ??= Date.now();
+        if (point.kind === 'time' && firstRequestAt !== undefined && Date.now() - firstRequestAt >= point.ms) kill();
+      }, 2);
+      const code = await exited;
+      if (watch) clearInterval(watch);
+      logs.drain();
+      writeFileSync(path.join(logDir, `run-${runs}.log`), `${stdout}\n${stderr}`);
+      if (killed) killsLanded++;
+      return { code, stdout, stderr, killed, point: point && `${point.kind}:${'n' in point ? point.n : 'ms' in point ? point.ms : point.delayMs}`, ...(killed ? { killedAt } : {}) } as RunOutcome & { killedAt?: number };
+    };
+
+    /** A run that ended by itself: its JSON is kept; a grant lost to a kill in the unclosable window is signed in again. */
+    const settle = async (outcome: RunOutcome & { killedAt?: number }, lastKillAt: number) => {
+      if (outcome.killed) return;
+      if (outcome.code === 2) {
+        const reuse = logs.tokens.some((t) => t.aadsts === 70008);
+        assert.ok(reuse, `run exited 2 without a refresh-token reuse: ${outcome.stderr}`);
+        // Entra answered a refresh and the process was killed before it stored the new token (token-crash.test.ts).
+        const answeredBeforeKill = logs.tokens.some((t) => t.grantType === 'refresh_token' && t.status === 200 && Date.parse(t.at) <= lastKillAt && lastKillAt - Date.parse(t.at) < 5_000);
+        assert.ok(answeredBeforeKill, 'a refresh token was presented twice although no kill landed between a refresh answer and its store write');
+        grantLost++;
+        logs.tokens.length = 0;
+        await signIn(h);
+        h.sandbox.admin.setRevokeOnReuse(true);
+        return;
+      }
+      const json = JSON.parse(outcome.stdout) as (typeof results)[number];
+      results.push(json);
+    };
+
+    let lastKillAt = 0;
+    for (let i = 0; i < options.kills; i++) {
+      // A page is committed in one write at its end, so every run until one finishes replays the backfill from its
+      // start: kill points within the first part of a run always land (before the start-up, mid-page, mid-batch).
+      const r = random();
+      // A full run makes ~1.2 Graph requests per message of this mailbox (sub-requests included) in ~3 ms each.
+      const most = Math.max(10, Math.floor(options.messages * 0.7));
+      const point = r < 0.5 ? { kind: 'requests' as const, n: 1 + Math.floor(random() * most) }
+        : r < 0.75 ? { kind: 'refresh' as const, delayMs: Math.floor(random() * 30), n: 1 + Math.floor(random() * most) }
+          : { kind: 'time' as const, ms: Math.floor(random() * options.messages * 1.5) };
+      const outcome = await runOnce(point);
+      killPoints.push(`${outcome.point}${outcome.killed ? '' : ' (finished first)'}`);
+      if (outcome.killed) lastKillAt = (outcome as RunOutcome & { killedAt: number }).killedAt;
+      await settle(outcome, lastKillAt);
+    }
+    // Let it finish: runs until one ends ok (a few may be needed when the last kill cost the grant).
+    let final: RunOutcome | undefined;
+    for (let i = 0; i < 4; i++) {
+      final = await runOnce();
+      await settle(final, lastKillAt);
+      if (final.code === 0) break;
+    }
+    assert.equal(final?.code, 0, `the last run failed: ${final?.stdout} ${final?.stderr}`);
+    const quiet = await runOnce();
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.deepEqual(JSON.parse(quiet.stdout).actions, [], 'a run after the finish has nothing left to do');
+
+    // The outcome, message by message, against this file's own evaluation of the rules.
+    const folders = new Map(h.sandbox.admin.folders(ALICE).map((f) => [f.id, f.wellKnownName ?? f.path]));
+    const now = new Map(h.sandbox.admin.messages(ALICE).map((m) => [m.immutableId, m]));
+    const mutations = mutationsOf(logs.graph);
+    const reported = new Set(results.flatMap((r) => r.actions).filter((a) => a.result === 'skipped' || a.result === 'unsure').map((a) => `${a.messageId}:${a.action}`));
+    let survived = 0;
+    let lost = 0;
+    let doubled = 0;
+    let reportedUnsure = 0;
+    const problems: string[] = [];
+    const copiesFolder = h.sandbox.admin.folders(ALICE).find((f) => f.path === 'Proof/Copies');
+    const copies = copiesFolder ? h.sandbox.admin.messages(ALICE, copiesFolder.id) : [];
+    for (const [id, want] of expected) {
+      const m = now.get(id);
+      const problem = (text: string) => problems.push(`${id.slice(-12)} ${m?.subject}: ${text}`);
+      if (!m) {
+        lost++;
+        problem('gone from the mailbox');
+        continue;
+      }
+      let ok = true;
+      const folder = folders.get(m.folderId);
+      if (folder !== want.folder) (ok = false), problem(`in ${folder}, expected ${want.folder}`);
+      if (new Set(m.categories).size !== m.categories.length) (ok = false), doubled++, problem(`categories doubled: ${m.categories}`);
+      if ([...m.categories].sort().join() !== [...want.categories].sort().join()) (ok = false), problem(`categories ${m.categories}, expected ${want.categories}`);
+      if (m.isRead !== want.isRead) (ok = false), problem(`isRead ${m.isRead}`);
+      if (m.flagStatus !== want.flagStatus) (ok = false), problem(`flag ${m.flagStatus}`);
+      if (m.importance !== want.importance) (ok = false), problem(`importance ${m.importance}`);
+      for (const action of want.once) {
+        const times = action === 'webhook' ? hook.hits.get(id) ?? 0 : mutations.get(`${id}:${action === 'copyTo' ? 'copy' : 'forward'}`) ?? 0;
+        if (times > 1) (ok = false), doubled++, problem(`${action} happened ${times} times`);
+        if (times === 0) {
+          if (reported.has(`${id}:${action}`)) reportedUnsure++;
+          else (ok = false), lost++, problem(`${action} never happened and no run reported it skipped or unsure`);
+        }
+      }
+      if ((mutations.get(`${id}:move`) ?? 0) > 1 && want.folder === 'inbox') (ok = false), doubled++, problem('moved although it should stay');
+      if (ok) survived++;
+    }
+    // Every copy in Proof/Copies is one the log shows, and none is a copy of a copy.
+    const copyCount = [...mutations].filter(([k]) => k.endsWith(':copy')).reduce((n, [, v]) => n + v, 0);
+    assert.equal(copies.length, copyCount, 'one message in Proof/Copies per successful copy request');
+    // Forwards: bob received exactly one per successful forward request.
+    const forwardCount = [...mutations].filter(([k]) => k.endsWith(':forward')).reduce((n, [, v]) => n + v, 0);
+    assert.equal(h.sandbox.admin.messages(BOB, 'inbox').filter((m) => m.subject.startsWith('FW: ')).length, forwardCount);
+    // The grant is alive: the next refresh works, and no refresh token was presented twice after the last sign-in.
+    assert.ok(!logs.tokens.some((t) => t.aadsts === 70008), 'no refresh token was presented twice (since the last sign-in)');
+    await h.rt.auth.getAccessToken({ forceRefresh: true });
+    logs.drain();
+    assert.ok(!logs.tokens.some((t) => t.aadsts === 70008), 'the stored refresh token still works');
+    // The store opens cleanly in a fresh process (status reads the tokens and the job's last run) and here.
+    const status = await cli(['status', '--json'], h.env, h.dir);
+    assert.equal(status.code, 0, status.stdout + status.stderr);
+    const state = JSON.parse(status.stdout) as { state: string; jobs: { name: string; lastResult?: { ok: boolean } }[] };
+    assert.equal(state.state, 'ready');
+    assert.equal(state.jobs.find((j) => j.name === 'proof')?.lastResult?.ok, true);
+    assert.ok(await h.rt.store.getSecret('auth:tokens'), 'the tokens decrypt');
+    assert.deepEqual(problems.slice(0, 20), [], `${problems.length} messages differ from the rules' outcome (seed ${options.seed})`);
+    return { seed: options.seed, messages: options.messages, kills: options.kills, killsLanded, survived, lost, doubled, reportedUnsure, grantLostInUnclosableWindow: grantLost, runs, killPoints };
+  } finally {
+    await h.close();
+    await hook.close();
+  }
+}
