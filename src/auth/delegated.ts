@@ -180,6 +180,7 @@ export class DelegatedAuth implements TokenProvider {
     if (error) {
       const description = callbackUrl.searchParams.get('error_description') ?? '';
       const failure = classifyTokenError({ error, error_description: description });
+      await this.recordSigninConfigProblem(failure);
       throw new RemoteError('entra', 'SIGNIN_REFUSED', `Sign-in failed: ${description.split(/\r?\n/)[0] || error}`, {
         remedy: failure.kind === 'config' ? `${failure.remedy}.` : `Try again: ${this.opts.signinUrl}`,
         remoteCode: error,
@@ -197,7 +198,7 @@ export class DelegatedAuth implements TokenProvider {
         idTokenExpected: true,
       });
     } catch (cause) {
-      throw this.signinError(cause);
+      throw await this.signinError(cause);
     }
     return this.acceptSignin(tokens);
   }
@@ -215,7 +216,7 @@ export class DelegatedAuth implements TokenProvider {
     try {
       authorization = await client.initiateDeviceAuthorization(config, { scope: this.scopes(), ...(this.opts.mailbox ? { login_hint: this.opts.mailbox } : {}) });
     } catch (cause) {
-      throw this.signinError(cause);
+      throw await this.signinError(cause);
     }
     const verificationUri = authorization.verification_uri;
     show({
@@ -228,12 +229,12 @@ export class DelegatedAuth implements TokenProvider {
     try {
       tokens = await client.pollDeviceAuthorizationGrant(config, authorization, undefined, options.signal ? { signal: options.signal } : undefined);
     } catch (cause) {
-      throw this.deviceError(cause);
+      throw await this.deviceError(cause);
     }
     return this.acceptSignin(tokens);
   }
 
-  private deviceError(cause: unknown): AgentError {
+  private async deviceError(cause: unknown): Promise<AgentError> {
     const error = (cause as { error?: string }).error;
     const again = 'Run `mailbox-agent signin --device` again.';
     if (error === 'expired_token' || (cause as Error).name === 'TimeoutError') {
@@ -503,7 +504,7 @@ export class DelegatedAuth implements TokenProvider {
     if (tokens) return tokens;
     const problem = await this.opts.store.get<AuthProblem>(KEYS.problem);
     if (problem) {
-      throw new AgentError('NEEDS_SIGNIN', problem.reason, { remedy: problem.remedy, status: 401 });
+      throw new AgentError(problem.kind === 'config' ? 'AUTH_CONFIG' : 'NEEDS_SIGNIN', problem.reason, { remedy: problem.remedy, status: 401 });
     }
     throw new AgentError('SIGNED_OUT', 'Nobody is signed in.', { remedy: `Sign in: ${this.opts.signinUrl}`, status: 401 });
   }
@@ -537,18 +538,32 @@ export class DelegatedAuth implements TokenProvider {
     return new RemoteError('entra', 'AUTH_CONFIG', failure.reason, { remedy, cause, remoteCode: failure.error });
   }
 
-  private signinError(cause: unknown): AgentError {
+  private async signinError(cause: unknown): Promise<AgentError> {
     const failure = classifyClientError(cause);
     const code = (cause as { code?: string }).code;
     if (code === 'OAUTH_INVALID_RESPONSE' || code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
       return new AgentError('SIGNIN_STATE_INVALID', `The sign-in response failed a security check: ${(cause as Error).message}.`, { remedy: `Start again: ${this.opts.signinUrl}`, cause, status: 400 });
     }
+    await this.recordSigninConfigProblem(failure);
     return new RemoteError('entra', 'SIGNIN_REFUSED', `Sign-in failed: ${failure.reason}`, {
       remedy: failure.kind === 'config' ? `${failure.remedy}.` : `Try again: ${this.opts.signinUrl}`,
       cause,
       remoteCode: failure.error,
       status: 400,
     });
+  }
+
+  /**
+   * A sign-in refused because of the app registration or the configuration (AADSTS7000218, 50194, 9002327, …):
+   * until a sign-in succeeds, status says needs-config with the fix, never a sign-in that would fail the same way.
+   * An agent that still holds working tokens keeps running: its state is left alone.
+   */
+  private async recordSigninConfigProblem(failure: ClassifiedFailure): Promise<void> {
+    if (failure.kind !== 'config') return;
+    const tokens = await this.opts.store.getSecret<StoredTokens>(KEYS.tokens).catch(() => undefined);
+    if (tokens) return;
+    const remedy = `${failure.remedy.replace('{tenant}', this.opts.tenant).replace('{clientId}', this.opts.clientId)}.`;
+    await this.opts.store.set(KEYS.problem, { kind: 'config', reason: failure.reason, remedy, aadsts: failure.aadsts, error: failure.error, at: this.now() } satisfies AuthProblem);
   }
 
   async status(): Promise<AuthStatus> {
