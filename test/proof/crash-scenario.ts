@@ -164,8 +164,8 @@ export async function crashProof(options: { messages: number; kills: number; see
   const random = seededRandom(options.seed);
   const hook = await webhookServer();
   const rules = proofRules(hook.url);
-  // Access tokens usable for ~3 s (the agent refreshes 5 minutes before expiry): refreshes happen during the runs.
-  const h = await startHarness({ jobsFile: jobsYaml(rules), sandboxOptions: { accessTokenLifetimeSec: 303 } });
+  // Access tokens of 6 s, reused for 3 s (the agent refreshes a short-lived token at half its lifetime): refreshes happen during the runs.
+  const h = await startHarness({ jobsFile: jobsYaml(rules), sandboxOptions: { accessTokenLifetimeSec: 6 } });
   const logDir = path.join(h.dir, 'logs');
   mkdirSync(logDir, { recursive: true });
   try {
@@ -205,6 +205,7 @@ export async function crashProof(options: { messages: number; kills: number; see
       let killedAt = 0;
       const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
       let firstRequestAt: number | undefined;
+      let afterRefresh = false;
       const kill = () => {
         if (killed || child.exitCode !== null) return;
         killed = true;
@@ -218,7 +219,10 @@ export async function crashProof(options: { messages: number; kills: number; see
       const watch = point && setInterval(() => {
         logs.drain();
         if (point.kind === 'requests' && logs.graph.length - graphAtStart >= point.n) kill();
-        if (point.kind === 'refresh' && logs.tokens.filter((t) => t.grantType === 'refresh_token').length > refreshesAtStart) setTimeout(kill, point.delayMs);
+        if (point.kind === 'refresh' && !afterRefresh && logs.tokens.filter((t) => t.grantType === 'refresh_token').length > refreshesAtStart) {
+          afterRefresh = true;
+          setTimeout(kill, point.delayMs);
+        }
         if (point.kind === 'refresh' && logs.graph.length - graphAtStart >= point.n) kill();
         if (point.kind === 'time' && logs.graph.length > graphAtStart) firstRequestAt ??= Date.now();
         if (point.kind === 'time' && firstRequestAt !== undefined && Date.now() - firstRequestAt >= point.ms) kill();
@@ -228,7 +232,7 @@ export async function crashProof(options: { messages: number; kills: number; see
       logs.drain();
       writeFileSync(path.join(logDir, `run-${runs}.log`), `${stdout}\n${stderr}`);
       if (killed) killsLanded++;
-      return { code, stdout, stderr, killed, point: point && `${point.kind}:${'n' in point ? point.n : 'ms' in point ? point.ms : point.delayMs}`, ...(killed ? { killedAt } : {}) } as RunOutcome & { killedAt?: number };
+      return { code, stdout, stderr, killed, point: point && (point.kind === 'refresh' ? (afterRefresh ? `refresh+${point.delayMs}ms` : `refresh (none came):requests:${point.n}`) : `${point.kind}:${'n' in point ? point.n : point.ms}`), ...(killed ? { killedAt } : {}) } as RunOutcome & { killedAt?: number };
     };
 
     /** A run that ended by itself: its JSON is kept; a grant lost to a kill in the unclosable window is signed in again. */
@@ -250,16 +254,29 @@ export async function crashProof(options: { messages: number; kills: number; see
       results.push(json);
     };
 
+    /** Messages not yet as the rules want them (by this test's evaluation): what the next run still has to do. */
+    const remainingWork = () => {
+      const folderNames = new Map(h.sandbox.admin.folders(ALICE).map((f) => [f.id, f.wellKnownName ?? f.path]));
+      let left = 0;
+      for (const m of h.sandbox.admin.messages(ALICE)) {
+        const want = expected.get(m.immutableId);
+        if (!want) continue;
+        const same = folderNames.get(m.folderId) === want.folder && m.isRead === want.isRead && m.flagStatus === want.flagStatus && m.importance === want.importance && m.categories.length === want.categories.length;
+        if (!same) left++;
+      }
+      return left;
+    };
     let lastKillAt = 0;
     for (let i = 0; i < options.kills; i++) {
       // A page is committed in one write at its end, so every run until one finishes replays the backfill from its
       // start: kill points within the first part of a run always land (before the start-up, mid-page, mid-batch).
       const r = random();
-      // A full run makes ~1.2 Graph requests per message of this mailbox (sub-requests included) in ~3 ms each.
-      const most = Math.max(10, Math.floor(options.messages * 0.7));
+      // Kill points fall within the first third of what is left to do (a run makes ~1.2 Graph requests, sub-requests
+      // included, per message still to change, ~3 ms each), so most land mid-work instead of after the run is done.
+      const most = Math.max(3, Math.floor(remainingWork() * 0.4));
       const point = r < 0.5 ? { kind: 'requests' as const, n: 1 + Math.floor(random() * most) }
         : r < 0.75 ? { kind: 'refresh' as const, delayMs: Math.floor(random() * 30), n: 1 + Math.floor(random() * most) }
-          : { kind: 'time' as const, ms: Math.floor(random() * options.messages * 1.5) };
+          : { kind: 'time' as const, ms: Math.floor(random() * most * 3) };
       const outcome = await runOnce(point);
       killPoints.push(`${outcome.point}${outcome.killed ? '' : ' (finished first)'}`);
       if (outcome.killed) lastKillAt = (outcome as RunOutcome & { killedAt: number }).killedAt;
