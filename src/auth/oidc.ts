@@ -34,8 +34,7 @@ export async function discoverIssuer(options: {
     return await client.discovery(server, options.clientId, metadata, clientAuth, { [client.customFetch]: customFetch });
   } catch (error) {
     const body = (error as { cause?: { body?: { issuer?: unknown } } }).cause?.body;
-    const templated = typeof body?.issuer === 'string' && body.issuer.includes('{tenantid}');
-    if (!templated || server.origin === ENTRA_PUBLIC_ORIGIN) throw error;
+    if (!isEntraIssuer(body?.issuer, server) || server.origin === ENTRA_PUBLIC_ORIGIN) throw error;
     const presented = new URL(`${ENTRA_PUBLIC_ORIGIN}/${options.tenant}/v2.0`);
     const wellKnown = `${presented.href}/.well-known/openid-configuration`;
     const actual = `${server.href}/.well-known/openid-configuration`;
@@ -44,6 +43,19 @@ export async function discoverIssuer(options: {
     config[client.customFetch] = customFetch;
     return config;
   }
+}
+
+/**
+ * Entra's metadata under a tenant alias names another issuer: the template `…/{tenantid}/v2.0` (`common`,
+ * `organizations`), or the tenant's own GUID (`consumers` → `9188040d-…/v2.0`, a verified domain → its tenant id)
+ * [docs/microsoft-notes.md "ID token", "Personal accounts"]; openid-client accepts both only from
+ * login.microsoftonline.com.
+ */
+function isEntraIssuer(issuer: unknown, server: URL): boolean {
+  if (typeof issuer !== 'string' || !URL.canParse(issuer)) return false;
+  if (issuer.includes('{tenantid}')) return true;
+  const url = new URL(issuer);
+  return url.origin === server.origin && /^\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\/v2\.0\/?$/i.test(url.pathname);
 }
 
 /**

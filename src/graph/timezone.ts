@@ -1,5 +1,8 @@
 import { createRequire } from 'node:module';
 import { AgentError } from '../config/errors.ts';
+import type { Logger } from '../config/logger.ts';
+import { GraphError } from './graph-error.ts';
+import type { MailboxSettings } from './mailbox.ts';
 
 /** windows-iana (~9 MB of RSS with its tables) is loaded on first use, not by every process that imports this. */
 let windowsIana: typeof import('windows-iana') | undefined;
@@ -54,4 +57,34 @@ export function dayRange(ms: number, zone: string): { date: string; start: Date;
   const [y, m, d] = date.split('-').map(Number) as [number, number, number];
   const next = new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
   return { date, start: new Date(midnight(date)), end: new Date(midnight(next)) };
+}
+
+/** Where a job's local dates are computed: the IANA zone, and the name to send Graph in `Prefer: outlook.timezone`. */
+export interface JobZone {
+  iana: string;
+  outlookName: string;
+  source: 'jobs file' | 'mailbox' | 'default';
+}
+
+/**
+ * The zone a job's local day is in: the jobs file's `timezone:`, else the mailbox's own (mailboxSettings), else UTC.
+ * Graph refuses mailboxSettings with 403 for Outlook.com mailboxes whatever the scopes (docs/microsoft-notes.md
+ * "Personal accounts"): then UTC, with a warning that says how to choose the zone, instead of failing the job.
+ * Example: `const zone = await jobTimeZone(file.timezone, () => ctx.mailbox.settings(), ctx.log)`.
+ */
+export async function jobTimeZone(fileZone: string | undefined, readSettings: () => Promise<MailboxSettings>, log: Logger): Promise<JobZone> {
+  if (fileZone) {
+    const iana = toIana(fileZone);
+    return { iana, outlookName: toWindows(iana), source: 'jobs file' };
+  }
+  let name: string | undefined;
+  try {
+    name = (await readSettings()).timeZone;
+  } catch (error) {
+    if (!(error instanceof GraphError) || error.statusCode !== 403) throw error;
+    log.warn({ status: error.statusCode }, 'Graph refused the mailbox\'s settings (mailboxSettings, 403; Outlook.com accounts get this), so its time zone is unknown: dates are in UTC. Set timezone: in the jobs file (an IANA name such as Europe/London) to choose.');
+    return { iana: 'UTC', outlookName: 'UTC', source: 'default' };
+  }
+  if (!name) return { iana: 'UTC', outlookName: 'UTC', source: 'default' };
+  return { iana: toIana(name), outlookName: name, source: 'mailbox' };
 }

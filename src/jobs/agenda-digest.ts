@@ -5,7 +5,7 @@ import { AgentError, describeError } from '../config/errors.ts';
 import { GraphError } from '../graph/graph-error.ts';
 import { mayHaveRun, networkFailure } from '../graph/retry-policy.ts';
 import type { CalendarEvent } from '../graph/mailbox.ts';
-import { dayRange, toIana, toWindows } from '../graph/timezone.ts';
+import { dayRange, jobTimeZone } from '../graph/timezone.ts';
 import type { JobContext } from './context.ts';
 
 /** Where a digest goes, from `sendTo`. */
@@ -24,17 +24,15 @@ export function digestTarget(sendTo: string, baseDir: string): DigestTarget {
 }
 
 /**
- * Today's events (calendarView over the local day in the mailbox's own time zone from mailboxSettings,
- * or the jobs file's `timezone:`), rendered as HTML with every field escaped, then mailed to self
+ * Today's events (calendarView over the local day in the jobs file's `timezone:`, else the mailbox's own from
+ * mailboxSettings, else UTC when Graph refuses mailboxSettings: see jobTimeZone), rendered as HTML with every field escaped, then mailed to self
  * (`sendTo: me`) or an address with sendMail, written to a file, or POSTed to a webhook.
  */
 export async function runAgendaDigest(ctx: JobContext, job: AgendaDigestJob, options: { timezone?: string; baseDir: string }): Promise<void> {
   const target = digestTarget(job.sendTo, options.baseDir);
-  const zoneName = options.timezone ?? (await ctx.mailbox.settings()).timeZone ?? 'UTC';
-  const iana = toIana(zoneName);
+  const { iana, outlookName } = await jobTimeZone(options.timezone, () => ctx.mailbox.settings(), ctx.log);
   const day = dayRange(ctx.runStart.getTime(), iana);
-  const preferZone = options.timezone ? toWindows(iana) : zoneName;
-  const events = (await ctx.mailbox.events(day.start, day.end, { timeZone: preferZone, signal: ctx.signal })).filter((e) => !e.isCancelled);
+  const events = (await ctx.mailbox.events(day.start, day.end, { timeZone: outlookName, signal: ctx.signal })).filter((e) => !e.isCancelled);
   ctx.report.examined = events.length;
   const subject = `Agenda for ${day.date}: ${events.length === 0 ? 'nothing scheduled' : `${events.length} event${events.length === 1 ? '' : 's'}`}`;
   const html = renderDigest({ date: day.date, timeZone: iana, events });

@@ -3,7 +3,7 @@ import { AgentError, describeError } from '../config/errors.ts';
 import { Calendar, eventInstant, type EventAnswer, type EventChanges, type GraphEvent } from '../graph/calendar.ts';
 import { BATCH_LIMIT, type BatchRequest } from '../graph/client.ts';
 import { GraphError } from '../graph/graph-error.ts';
-import { toIana } from '../graph/timezone.ts';
+import { jobTimeZone, toIana } from '../graph/timezone.ts';
 import { ACTIONS, planCalendarActions, type PlannedCalendarAction } from './calendar-actions.ts';
 import { isOutsideWorkingHours, myResponseOf, usesKey, type EventView } from './calendar-match.ts';
 import type { ActionRecord, JobContext } from './context.ts';
@@ -187,7 +187,7 @@ function workingHoursOnce(ctx: JobContext, calendar: Calendar, job: CalendarRule
   let found: Promise<{ days: string[]; start: string; end: string; zone: string }> | undefined;
   return () => (found ??= (async () => {
     if (job.workingHours) {
-      const zone = fileZone ?? toIana((await ctx.mailbox.settings()).timeZone ?? 'UTC');
+      const zone = (await jobTimeZone(fileZone, () => ctx.mailbox.settings(), ctx.log)).iana;
       return { ...job.workingHours, zone };
     }
     const hours = await calendar.workingHours();

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { MSA_TENANT_ID } from '../../src/sandbox/directory.ts';
+import { cli } from '../helpers/cli.ts';
+import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
+
+const CAROL = 'carol@outlook.test';
+
+/**
+ * Issue 11 item 5: a personal Microsoft account (Outlook.com) with MS_TENANT=consumers. Its access tokens are not
+ * JWTs and Graph refuses its mailboxSettings with 403, so the digest falls back to the jobs file's timezone, else
+ * UTC, with a warning, instead of failing.
+ */
+describe('a personal Microsoft account (MS_TENANT=consumers)', () => {
+  let h: Harness;
+  const jobsWithoutZone = readFileSync(path.join(REPO, 'agent.config.yaml'), 'utf8');
+  before(async () => {
+    h = await startHarness({ env: { MS_TENANT: 'consumers' }, jobsFile: jobsWithoutZone });
+    const { response } = await signIn(h, CAROL);
+    assert.equal(response.status, 303, response.text);
+  });
+  after(() => h.close());
+
+  test('signs in under the personal-accounts tenant; the access token is opaque', async () => {
+    const status = await h.rt.auth.status();
+    assert.equal(status.state, 'ready');
+    assert.equal(status.account?.upn, CAROL);
+    assert.equal(status.account?.tid, MSA_TENANT_ID);
+    const tokens = await h.rt.store.getSecret<{ accessToken: string }>('auth:tokens');
+    assert.ok(tokens && !tokens.accessToken.includes('.'), 'the sandbox gave a personal account a token that is not a JWT');
+    const authorize = h.sandbox.admin.tokenRequests().filter((t) => t.upn === CAROL);
+    assert.ok(authorize.length >= 1);
+  });
+
+  test('triage runs through the installed binary', async () => {
+    const r = await cli(['run', 'triage', '--json'], h.env, h.dir);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = JSON.parse(r.stdout) as { ok: boolean; examined: number };
+    assert.equal(result.ok, true);
+    assert.ok(result.examined > 0);
+  });
+
+  test('agenda: mailboxSettings is refused (403), so the digest is in UTC with a warning, and is sent', async () => {
+    const r = await cli(['run', 'agenda', '--json'], h.env, h.dir);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = JSON.parse(r.stdout) as { ok: boolean; actions: { action: string; result: string }[] };
+    assert.equal(result.ok, true, r.stdout);
+    assert.deepEqual(result.actions.map((a) => [a.action, a.result]), [['sendDigest', 'done']]);
+    assert.match(r.stderr, /refused the mailbox's settings \(mailboxSettings, 403.*dates are in UTC/);
+    assert.match(r.stderr, /timezone:/);
+    const refused = h.sandbox.admin.graphRequests().filter((g) => /mailboxSettings/.test(g.path) && g.upn === CAROL);
+    assert.equal(refused.at(-1)?.status, 403, 'the sandbox refused it for real');
+    const digest = h.sandbox.admin.messages(CAROL, 'inbox').find((m) => /^Agenda for /.test(m.subject));
+    assert.ok(digest, 'the digest arrived in her own inbox');
+    assert.match(digest.bodyPreview, /Times in UTC/);
+  });
+
+  test("agenda: with the jobs file's timezone, no mailboxSettings request and no warning", async () => {
+    const zoned = path.join(h.dir, 'zoned.yaml');
+    (await import('node:fs')).writeFileSync(zoned, `timezone: Europe/London\n${jobsWithoutZone}`);
+    const before = h.sandbox.admin.graphRequests().length;
+    const r = await cli(['run', 'agenda', '--json'], { ...h.env, AGENT_CONFIG: zoned }, h.dir);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stderr, /mailboxSettings/);
+    assert.equal(h.sandbox.admin.graphRequests().slice(before).filter((g) => /mailboxSettings/.test(g.path)).length, 0);
+    const digest = h.sandbox.admin.messages(CAROL, 'inbox').find((m) => /^Agenda for /.test(m.subject) && /Europe\/London/.test(m.bodyPreview));
+    assert.ok(digest, 'the digest says Europe/London');
+  });
+});
