@@ -588,7 +588,10 @@ export function createEntraRouter(ctx: SandboxContext): { api: express.Router; b
     requireCrossOrigin(req, grant.platform);
     requirePublicClientAllowed(app, credentialed, grant.platform ?? 'publicClient');
     if (grant.platform === 'spa' && ctx.now() - grant.createdAt > SPA_REFRESH_LIFETIME_MS) {
-      throw new TokenEndpointError(400, 'invalid_grant', 700084, AADSTS[700084](entraTimestamp(grant.createdAt)));
+      // Observed: "The token was issued on 2022-04-01T07:29:11.1319999+00:00." with suberror bad_token
+      // (AzureAD/microsoft-authentication-library-for-js#7033).
+      const issued = new Date(grant.createdAt).toISOString().replace(/\.(\d{3})Z$/, '.$10000+00:00');
+      throw new TokenEndpointError(400, 'invalid_grant', 700084, AADSTS[700084](issued), { suberror: 'bad_token' });
     }
     const user = userOfGrant(grant);
     const injection = ctx.injections.find((i) => i.remaining > 0 && (i.target === '*' || i.target === user.upn));
