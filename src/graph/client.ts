@@ -169,15 +169,16 @@ export class GraphClient {
       attempt++;
       options.signal?.throwIfAborted();
       const token = await this.opts.tokens.getAccessToken();
-      // One deadline for the answer and its body: a request that hangs fails like a dropped connection.
-      const deadline = AbortSignal.timeout(this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-      const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+      let deadline: AbortSignal | undefined;
       let failure: Failure;
       let error: GraphError;
       let retryAfter: string | null = null;
       try {
         const response = await this.semaphore.run(() => {
           this.count();
+          // One deadline for the answer and its body, from the moment it is sent (not while it waits for a
+          // slot): a request that hangs fails like a dropped connection.
+          deadline = AbortSignal.timeout(this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
           return this.opts.fetch(url, {
             method,
             headers: {
@@ -189,7 +190,7 @@ export class GraphClient {
               ...omit(options.headers, 'prefer'),
             },
             body: options.body === undefined ? undefined : JSON.stringify(options.body),
-            signal,
+            signal: options.signal ? AbortSignal.any([options.signal, deadline]) : deadline,
             redirect: 'manual',
           });
         });
@@ -233,7 +234,7 @@ export class GraphClient {
         if (options.signal?.aborted || cause instanceof GraphError || cause instanceof AgentError) throw cause;
         // No (complete) answer: a reset, a timeout, a body cut off. Sent unless the connection was never made.
         failure = networkFailure(cause);
-        const timedOut = deadline.aborted;
+        const timedOut = deadline?.aborted === true;
         error = new GraphError({
           status: 0,
           code: timedOut ? 'Timeout' : 'NetworkError',
