@@ -190,7 +190,14 @@ function workingHoursOnce(ctx: JobContext, calendar: Calendar, job: CalendarRule
       const zone = (await jobTimeZone(fileZone, () => ctx.mailbox.settings(), ctx.log)).iana;
       return { ...job.workingHours, zone };
     }
-    const hours = await calendar.workingHours();
+    const hours = await calendar.workingHours().catch((error: unknown) => {
+      // Outlook.com mailboxes: Graph refuses mailboxSettings (docs/microsoft-notes.md "Personal accounts").
+      if (!(error instanceof GraphError) || error.statusCode !== 403) throw error;
+      throw new AgentError('GRAPH_ERROR', 'Graph refused the mailbox\'s working hours (mailboxSettings, 403; Outlook.com accounts get this), and a calendar rule uses outsideWorkingHours.', {
+        remedy: `Give the job its own: workingHours: { start: "08:00", end: "18:00" } under the job ${job.name} (times in the jobs file's timezone:).`,
+        cause: error,
+      });
+    });
     if (!hours) {
       throw new AgentError('GRAPH_ERROR', 'The mailbox has no working hours set, and a calendar rule uses outsideWorkingHours.', {
         remedy: `Set working hours in Outlook (Settings → Calendar), or give the job its own: workingHours: { start: "08:00", end: "18:00" } under the job ${job.name}.`,

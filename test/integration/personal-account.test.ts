@@ -57,6 +57,30 @@ describe('a personal Microsoft account (MS_TENANT=consumers)', () => {
     assert.match(digest.bodyPreview, /Times in UTC/);
   });
 
+  test('a calendar rule on working hours: refused mailboxSettings is named with the fix; with its own workingHours it runs', async () => {
+    const file = path.join(h.dir, 'hours.yaml');
+    const job = (own: string) => `timezone: Europe/London
+jobs:
+  - name: hours
+    type: calendar-rules
+    schedule: "*/10 * * * *"${own}
+    rules:
+      - name: after-hours
+        match: { outsideWorkingHours: true }
+        actions: [ { categorize: [After hours] } ]
+`;
+    (await import('node:fs')).writeFileSync(file, job(''));
+    const refused = await cli(['run', 'hours', '--dry-run', '--json'], { ...h.env, AGENT_CONFIG: file }, h.dir);
+    assert.notEqual(refused.code, 0);
+    const error = (JSON.parse(refused.stdout) as { error: string }).error;
+    assert.match(error, /refused the mailbox's working hours \(mailboxSettings, 403/);
+    assert.match(error, /workingHours: \{ start: "08:00", end: "18:00" \} under the job hours/);
+    (await import('node:fs')).writeFileSync(file, job('\n    workingHours: { start: "08:00", end: "18:00" }'));
+    const ran = await cli(['run', 'hours', '--dry-run', '--json'], { ...h.env, AGENT_CONFIG: file }, h.dir);
+    assert.equal(ran.code, 0, ran.stdout + ran.stderr);
+    assert.equal((JSON.parse(ran.stdout) as { ok: boolean }).ok, true);
+  });
+
   test("agenda: with the jobs file's timezone, no mailboxSettings request and no warning", async () => {
     const zoned = path.join(h.dir, 'zoned.yaml');
     (await import('node:fs')).writeFileSync(zoned, `timezone: Europe/London\n${jobsWithoutZone}`);
