@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MSA_TENANT_ID } from '../../src/sandbox/directory.ts';
-import { cli } from '../helpers/cli.ts';
+import { cli, onTheDevicePage, startDeviceSignin } from '../helpers/cli.ts';
 import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
 const CAROL = 'carol@outlook.test';
@@ -32,6 +32,15 @@ describe('a personal Microsoft account (MS_TENANT=consumers)', () => {
     assert.ok(tokens && !tokens.accessToken.includes('.'), 'the sandbox gave a personal account a token that is not a JWT');
     const authorize = h.sandbox.admin.tokenRequests().filter((t) => t.upn === CAROL);
     assert.ok(authorize.length >= 1);
+  });
+
+  test('signin --device works for the personal account too (the device code is asked for under /consumers)', async () => {
+    const run = startDeviceSignin(h.env, h.dir);
+    const { url, userCode } = await run.code;
+    assert.match(await onTheDevicePage(h.fetch, url, userCode, { user: CAROL }), /You have signed in/);
+    const { code, stdout, stderr } = await run.exit;
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, new RegExp(`Signed in as ${CAROL} \\(tenant ${MSA_TENANT_ID}\\)`));
   });
 
   test('triage runs through the installed binary', async () => {
