@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
@@ -122,5 +124,81 @@ describe('writes that must not happen twice are never blindly re-sent', () => {
     assert.equal(digests(), before + 1, 'sent once by Graph, never re-sent');
     const audit = await h.rt.runner.recentActions({ job: 'agenda', limit: 5 });
     assert.equal(audit[0]?.result, 'unsure');
+  });
+});
+
+describe('webhooks by the same rule; an action refused for good makes the run ok:false', () => {
+  let h: Harness;
+  let server: Server;
+  /** Status codes the receiver answers with, in order (then 204); every call is counted. */
+  const answers: number[] = [];
+  let calls = 0;
+  before(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        calls++;
+        res.writeHead(answers.shift() ?? 204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    h = await startHarness({
+      jobsFile: `jobs:
+  - name: hooks
+    type: inbox-rules
+    schedule: "*/5 * * * *"
+    folder: inbox
+    rules:
+      - name: alerts
+        match: { subjectContains: alert }
+        actions: [ { webhook: "${url}" } ]
+`,
+    });
+    await signIn(h);
+    assert.equal((await h.rt.runner.run('hooks')).ok, true);
+  });
+  after(async () => {
+    await h.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  test('a webhook answering 503 did not act: the page waits and the next run calls it again, once', async () => {
+    h.sandbox.admin.deliver(ALICE, { subject: 'alert 503', from: 'monitor@example.com' });
+    answers.push(503);
+    calls = 0;
+    const run = await h.rt.runner.run('hooks');
+    assert.equal(run.ok, false);
+    assert.deepEqual(run.actions.map((a) => a.result), ['failed']);
+    assert.match(run.actions[0]!.error!, /HTTP 503.*next run tries again/);
+    const next = await h.rt.runner.run('hooks');
+    assert.equal(next.ok, true, next.error);
+    assert.deepEqual(next.actions.map((a) => a.result), ['done']);
+    assert.equal(calls, 2);
+  });
+
+  test('a webhook answering 502 may have acted: unsure, not called again', async () => {
+    h.sandbox.admin.deliver(ALICE, { subject: 'alert 502', from: 'monitor@example.com' });
+    answers.push(502);
+    calls = 0;
+    const run = await h.rt.runner.run('hooks');
+    assert.equal(run.ok, true, run.error);
+    assert.deepEqual(run.actions.map((a) => a.result), ['unsure']);
+    assert.equal(calls, 1);
+  });
+
+  test('a webhook answering 400 refused it for good: not retried, and the run says ok:false with the reason (DESIGN.md)', async () => {
+    h.sandbox.admin.deliver(ALICE, { subject: 'alert 400', from: 'monitor@example.com' });
+    answers.push(400);
+    calls = 0;
+    const run = await h.rt.runner.run('hooks');
+    assert.equal(run.ok, false);
+    assert.match(run.error ?? '', /1 action failed and will not be retried; the first: The webhook .* answered HTTP 400/);
+    assert.deepEqual(run.actions.map((a) => `${a.result}:${a.error}`), [`failed:${run.actions[0]!.error}`]);
+    assert.match(run.actions[0]!.error!, /not retried/);
+    const next = await h.rt.runner.run('hooks');
+    assert.equal(next.ok, true, next.error);
+    assert.equal(next.actions.length, 0, 'the page was committed: nothing is tried again');
+    assert.equal(calls, 1);
   });
 });
