@@ -63,7 +63,7 @@ export async function runAgendaDigest(ctx: JobContext, job: AgendaDigestJob, opt
     // did not run (429, 503).
     const executed = error instanceof GraphError || error instanceof DigestWebhookError ? error.executed : false;
     if (executed !== false) {
-      ctx.report.actions.push({ ...record, result: 'unsure', error: `${describeError(error)} The answer was lost after the digest was sent, so it may or may not have arrived; it is not sent again, so it never arrives twice.` });
+      ctx.report.actions.push({ ...record, result: 'unsure', error: `${(error as Error).message} The answer was lost after the digest was sent, so it may or may not have arrived; it is not sent again, so it never arrives twice. Look in Sent Items (or the webhook's log).` });
       ctx.log.warn({ err: error }, 'the digest may or may not have been delivered; not sent again');
       return;
     }

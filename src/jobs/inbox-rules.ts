@@ -338,7 +338,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
       // It may have happened: never sent again (the ledger keeps it), and a person is told to look.
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
-      ctx.report.actions.push(recordOf(item, step.step, 'unsure', `${describeError(result.error)} The answer was lost after the request was sent, so it may or may not have happened; it is not repeated, so it never happens twice. Check by hand.`));
+      ctx.report.actions.push(recordOf(item, step.step, 'unsure', `${(result.error as Error).message} The answer was lost after the request was sent, so it may or may not have happened; it is not repeated, so it never happens twice. Check by hand (Sent Items for a forward, the folder for a copy).`));
       ctx.log.warn({ messageId: item.message.id, rule: step.step.rule, action: step.step.action, err: result.error }, 'action may or may not have happened; not repeated');
       return;
     }

@@ -54,6 +54,7 @@ describe('writes that must not happen twice are never blindly re-sent', () => {
     const unsure = run.actions.find((a) => a.result === 'unsure')!;
     assert.equal(unsure.messageId, m.immutableId);
     assert.match(unsure.error!, /504 GatewayTimeout.*may or may not have happened; it is not repeated/);
+    assert.doesNotMatch(unsure.error!, /retries|tries again/, 'no word of a retry that will not come');
     assert.equal(forwardsOf('Invoice 504'), 1, 'Graph forwarded it once, and it was not sent again');
     const audit = await h.rt.runner.recentActions({ job: 'fwd', limit: 10 });
     assert.ok(audit.some((a) => a.messageId === m.immutableId && a.action === 'forwardTo' && a.result === 'unsure' && /not repeated/.test(a.error ?? '')), 'the audit log says so');
@@ -121,6 +122,7 @@ describe('writes that must not happen twice are never blindly re-sent', () => {
     assert.equal(run.ok, true, run.error);
     assert.deepEqual(outcomes(run.actions), ['sendDigest:unsure']);
     assert.match(run.actions[0]!.error!, /may or may not have arrived; it is not sent again/);
+    assert.doesNotMatch(run.actions[0]!.error!, /retries|tries again/);
     assert.equal(digests(), before + 1, 'sent once by Graph, never re-sent');
     const audit = await h.rt.runner.recentActions({ job: 'agenda', limit: 5 });
     assert.equal(audit[0]?.result, 'unsure');
