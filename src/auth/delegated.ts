@@ -542,7 +542,11 @@ export class DelegatedAuth implements TokenProvider {
     const failure = classifyClientError(cause);
     const code = (cause as { code?: string }).code;
     if (code === 'OAUTH_INVALID_RESPONSE' || code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
-      return new AgentError('SIGNIN_STATE_INVALID', `The sign-in response failed a security check: ${(cause as Error).message}.`, { remedy: `Start again: ${this.opts.signinUrl}`, cause, status: 400 });
+      // openid-client's message does not say which check failed; oauth4webapi's error under it names the claim.
+      const claim = (cause as { cause?: { cause?: { claim?: unknown } } }).cause?.cause?.claim;
+      const why = claim === 'nonce' ? 'the ID token carries another nonce than this sign-in sent (the response was made for another sign-in, or changed on the way)'
+        : typeof claim === 'string' ? `the ID token's "${claim}" claim is not what this sign-in expects` : (cause as Error).message;
+      return new AgentError('SIGNIN_STATE_INVALID', `The sign-in response failed a security check: ${why}.`, { remedy: `Start again: ${this.opts.signinUrl}`, cause, status: 400 });
     }
     await this.recordSigninConfigProblem(failure);
     return new RemoteError('entra', 'SIGNIN_REFUSED', `Sign-in failed: ${failure.reason}`, {

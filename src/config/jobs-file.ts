@@ -546,6 +546,11 @@ class Checker {
         } catch (error) {
           this.add([...at, 'module'], `module ${JSON.stringify(spec)} is not a usable file URL (${(error as Error).message}). Fix: write a path relative to this file's folder, e.g. ./jobs/my-job.js.`);
         }
+        // Anything else would be imported as code anyway, and a syntax error would copy its first line into the log.
+        if (modulePath !== undefined && !/\.[cm]?[jt]s$/i.test(modulePath)) {
+          this.add([...at, 'module'], `module ${JSON.stringify(spec)} is not a JavaScript or TypeScript file (.js, .mjs, .cjs, .ts, .mts, .cts). Fix: point module: at the job's own module, e.g. ./jobs/my-job.js.`);
+          modulePath = undefined;
+        }
       }
       let options: Record<string, unknown> | undefined;
       if (raw.options !== undefined) {
