@@ -200,12 +200,6 @@ const INLINE_LOGO = 'image001.png';
 function decorate(msg: GeneratedMessage, r: number): GeneratedMessage {
   const [local, domain = 'example.com'] = msg.from.address.split('@') as [string, string?];
   const seed = Math.floor(r * 1_000_000);
-  const inline = (): AttachmentInput => ({ name: INLINE_LOGO, contentType: 'image/png', isInline: true, contentId: `${INLINE_LOGO}@01DC${seed.toString(16).padStart(8, '0').toUpperCase()}`, generated: seed });
-  const withInline = () => {
-    const img = inline();
-    msg.body = msg.body.replace('<body>', `<body><img src="cid:${img.contentId}" alt="logo">`);
-    (msg.attachments ??= []).push(img);
-  };
   if (msg.kind === 'newsletter') {
     const home = LIST_HOME[domain] ?? `https://${domain}`;
     msg.internetMessageHeaders = [
@@ -214,7 +208,7 @@ function decorate(msg: GeneratedMessage, r: number): GeneratedMessage {
       { name: 'List-Unsubscribe-Post', value: 'List-Unsubscribe=One-Click' },
       { name: 'Precedence', value: 'bulk' },
     ];
-    if (r < 0.5) withInline();
+    if (r < 0.5) addInlineLogo(msg, seed);
   } else if (msg.kind === 'notification') {
     msg.internetMessageHeaders = [
       { name: 'Auto-Submitted', value: 'auto-generated' },
@@ -233,8 +227,15 @@ function decorate(msg: GeneratedMessage, r: number): GeneratedMessage {
     ];
     msg.attachments = [files[Math.floor(r * files.length)]!];
   }
-  if (msg.kind === 'colleague' && msg.bodyContentType === 'html' && r > 0.8) withInline();
+  if (msg.kind === 'colleague' && msg.bodyContentType === 'html' && r > 0.8) addInlineLogo(msg, seed);
   return msg;
+}
+
+/** An inline logo the HTML body shows by its Content-ID, as signatures and newsletters do. */
+function addInlineLogo(msg: GeneratedMessage, seed: number): void {
+  const contentId = `${INLINE_LOGO}@01DC${seed.toString(16).padStart(8, '0').toUpperCase()}`;
+  msg.body = msg.body.replace('<body>', `<body><img src="cid:${contentId}" alt="logo">`);
+  (msg.attachments ??= []).push({ name: INLINE_LOGO, contentType: 'image/png', isInline: true, contentId, generated: seed });
 }
 
 const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
