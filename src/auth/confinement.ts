@@ -197,7 +197,7 @@ export class ConfinementGuard {
   }
 
   private async read(upn: string): Promise<ProbeResult> {
-    const path = this.opts.permissions.some((p) => p.startsWith('Mail.')) || !this.opts.permissions.includes('Calendars.Read')
+    const path = this.opts.permissions.some((p) => p.startsWith('Mail.')) || !this.opts.permissions.some((p) => p.startsWith('Calendars.'))
       ? `/users/${encodeURIComponent(upn)}/mailFolders/inbox?$select=id`
       : `/users/${encodeURIComponent(upn)}/calendar?$select=id`;
     try {

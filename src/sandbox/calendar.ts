@@ -422,7 +422,8 @@ function patchEvent(call: CalendarCall, id: string): Record<string, unknown> {
 /** Whether src/sandbox/graph.ts should hand `rest` (after /me or /users/{id}) to calendarRoute. */
 export function isCalendarRoute(rest: string[]): boolean {
   const [a, b, c] = rest;
-  return (a === 'calendarView' && b === 'delta' && rest.length === 2)
+  return (a === 'calendar' && rest.length === 1)
+    || (a === 'calendarView' && b === 'delta' && rest.length === 2)
     || (a === 'calendar' && b === 'calendarView' && c === 'delta' && rest.length === 3)
     || (a === 'events' && rest.length >= 2 && rest.length <= 3)
     || (a === 'calendar' && b === 'events' && rest.length >= 3 && rest.length <= 4);
@@ -437,6 +438,10 @@ export function isCalendarWrite(method: string, rest: string[]): boolean {
 export function calendarRoute(call: CalendarCall, rest: string[]): unknown {
   deliverDue(call.box, call.now);
   const path = rest[0] === 'calendar' ? rest.slice(1) : rest;
+  if (path.length === 0) {
+    if (call.method !== 'GET') throw new CalendarError(405, 'BadRequest', `The HTTP method '${call.method}' is not supported for this resource.`);
+    return calendarJson(call);
+  }
   if (path[0] === 'calendarView') {
     if (call.method !== 'GET') throw new CalendarError(405, 'BadRequest', `The HTTP method '${call.method}' is not supported for this resource.`);
     return calendarViewDelta(call);
@@ -466,6 +471,21 @@ export function calendarRoute(call: CalendarCall, rest: string[]): unknown {
     return undefined;
   }
   throw new CalendarError(400, 'BadRequest', `Resource not found for the segment '${action}'.`);
+}
+
+/** The primary calendar resource (GET /me/calendar) [resources/calendar]. */
+function calendarJson(call: CalendarCall): Record<string, unknown> {
+  const full: Record<string, unknown> = {
+    '@odata.context': call.contextUrl('calendar/$entity'), id: `AAMkAGNhbGVuZGFy${createHash('sha256').update(call.linkBase).digest('base64url').slice(0, 24)}=`,
+    name: 'Calendar', color: 'auto', hexColor: '', isDefaultCalendar: true, changeKey: 'DwAAABYAAAA', canShare: true, canViewPrivateItems: true,
+    canEdit: true, allowedOnlineMeetingProviders: ['teamsForBusiness'], defaultOnlineMeetingProvider: 'teamsForBusiness', isTallyingResponses: true, isRemovable: false,
+    owner: { name: '', address: '' },
+  };
+  const select = call.query.get('$select');
+  if (!select) return full;
+  const out: Record<string, unknown> = { '@odata.context': full['@odata.context'], id: full.id };
+  for (const f of select.split(',').map((s) => s.trim()).filter(Boolean)) out[f] = full[f];
+  return out;
 }
 
 /** Inside a delta token: the window, the round's watermark and bound, and where the page stopped. */

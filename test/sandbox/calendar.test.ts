@@ -106,6 +106,13 @@ describe('sandbox calendar: calendarView delta', () => {
     assert.equal(expired.json.error.code, 'SyncStateNotFound');
   });
 
+  it('GET /users/{id}/calendar: the primary calendar (what an app-only confinement probe reads for calendar-only jobs)', async () => {
+    const r = await call(`${user}/calendar?$select=id`);
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.id, /^AAMk/);
+    assert.equal(r.json.name, undefined);
+  });
+
   it('refuses $select and a missing window like Graph', async () => {
     const select = await call(`${first}&$select=subject`);
     assert.equal(select.status, 400);
