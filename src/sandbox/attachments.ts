@@ -1,6 +1,7 @@
 import type { SandboxContext } from './context.ts';
 import { GraphError } from './graph-error.ts';
 import { contextUrl, project, RawBody, selectOf, type ExtensionCall } from './graph-route.ts';
+import type { AttachmentInput } from './mailbox-generator.ts';
 import { attachmentBytes, type StoredAttachment, type StoredMessage } from './mailbox-store.ts';
 
 /**
@@ -39,4 +40,14 @@ export function attachmentsRoute(ctx: SandboxContext, call: ExtensionCall, m: St
     '@odata.context': contextUrl(ctx, call, `messages('${encodeURIComponent(call.immutable ? m.immutableId : m.id)}')/attachments/$entity`),
     ...project(attachmentJson(a), select, ['@odata.type', '@odata.mediaContentType', 'id']),
   };
+}
+
+/** The fileAttachments of a message in a request body (sendMail, reply): `contentBytes` (base64) required. */
+export function attachmentsFromRequest(list: unknown): AttachmentInput[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((raw, i) => {
+    const a = raw as { name?: unknown; contentType?: unknown; contentBytes?: unknown; isInline?: unknown };
+    if (typeof a.contentBytes !== 'string') throw new GraphError(400, 'ErrorInvalidRequest', `Attachment ${i}: contentBytes (base64) is required for a fileAttachment.`);
+    return { name: String(a.name ?? 'attachment'), contentType: String(a.contentType ?? 'application/octet-stream'), content: a.contentBytes, isInline: a.isInline === true };
+  });
 }

@@ -7,7 +7,8 @@ import { findUser, GRAPH_APP_ID, GRAPH_RESOURCE, isConsumer, SANDBOX_TENANT_ID, 
 import { verifyJwt, type JwtPayload } from './jwt.ts';
 import { hashToken } from './state.ts';
 import { textOf, type Address } from './mailbox-generator.ts';
-import type { Mailbox, StoredFolder, StoredMessage } from './mailbox-store.ts';
+import { attachmentInput, type Mailbox, type StoredFolder, type StoredMessage } from './mailbox-store.ts';
+import { attachmentsFromRequest } from './attachments.ts';
 import { BatchError, runBatch } from './batch.ts';
 import { GraphError } from './graph-error.ts';
 import { NOT_HANDLED, extensionScopes, routeExtension, sendRaw } from './graph-extensions.ts';
@@ -332,6 +333,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
       subject: String(msg.subject ?? ''), bodyContentType: contentType as 'html' | 'text', body: content, from: me, to, cc,
       receivedDateTime: call.nowIso, sentDateTime: call.nowIso, importance: (['low', 'high'].includes(String(msg.importance)) ? msg.importance : 'normal') as StoredMessage['importance'],
       hasAttachments: Array.isArray(msg.attachments) && msg.attachments.length > 0, categories: [], flagStatus: 'notFlagged' as const,
+      attachments: attachmentsFromRequest(msg.attachments),
     };
     if (b?.saveToSentItems !== false) call.box.addMessage({ ...base, isRead: true }, call.box.folder('sentitems')!.id, call.nowIso);
     for (const a of all) {
@@ -360,6 +362,7 @@ export function createGraphRouter(ctx: SandboxContext): express.Router {
     const base = {
       subject: `FW: ${m.subject}`, bodyContentType: m.bodyContentType, body: `${comment}${comment ? '\n\n' : ''}${m.body}`, from: me, to, cc: [],
       receivedDateTime: call.nowIso, sentDateTime: call.nowIso, importance: m.importance, hasAttachments: m.hasAttachments, categories: [], flagStatus: 'notFlagged' as const,
+      attachments: m.attachments?.map(attachmentInput), // a forward carries the original's files
     };
     call.box.addMessage({ ...base, isRead: true }, call.box.folder('sentitems')!.id, call.nowIso);
     for (const a of to) {

@@ -19,6 +19,9 @@ import { SandboxState } from './state.ts';
 
 export { SANDBOX_CLIENT_ID, SANDBOX_CONFIDENTIAL_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT_ID } from './directory.ts';
 export type { SandboxAdmin, AdminMessage, AdminFolder, DeliverMessageInput } from './admin.ts';
+export type { AdminContact, AdminMessageDetail, ContactInput, DeliveryExtras } from './admin-extensions.ts';
+export type { BudgetSettings, BudgetUsage } from './budget.ts';
+export type { AdminDriveFile } from './drive.ts';
 export type { InjectedTokenError, TokenRequestLogEntry, GraphRequestLogEntry } from './context.ts';
 export type { FaultSpec, FaultKind } from './faults.ts';
 export { generateMailbox } from './mailbox-generator.ts';

@@ -421,8 +421,8 @@ export class Mailbox {
   }
 }
 
-/** A stored attachment as input again (copy keeps the same files). */
-function attachmentInput(a: StoredAttachment): AttachmentInput {
+/** A stored attachment as input again (copy and forward keep the same files). */
+export function attachmentInput(a: StoredAttachment): AttachmentInput {
   return {
     name: a.name, contentType: a.contentType, isInline: a.isInline, contentId: a.contentId,
     ...(a.contentBytes !== undefined ? { content: a.contentBytes } : { generated: a.generated }),

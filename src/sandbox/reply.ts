@@ -2,7 +2,8 @@ import type { SandboxContext } from './context.ts';
 import { findUser } from './directory.ts';
 import { GraphError } from './graph-error.ts';
 import type { ExtensionCall } from './graph-route.ts';
-import { textOf, type Address, type AttachmentInput } from './mailbox-generator.ts';
+import { attachmentsFromRequest } from './attachments.ts';
+import { textOf, type Address } from './mailbox-generator.ts';
 import type { StoredMessage } from './mailbox-store.ts';
 
 /**
@@ -35,7 +36,7 @@ export function reply(ctx: SandboxContext, call: ExtensionCall, m: StoredMessage
   const base = {
     subject: /^re:\s/i.test(m.subject) ? m.subject : `RE: ${m.subject}`, bodyContentType: m.bodyContentType, body: content, from: me, to, cc,
     receivedDateTime: call.nowIso, sentDateTime: call.nowIso, importance: m.importance, hasAttachments: false, categories: [],
-    flagStatus: 'notFlagged' as const, attachments: attachmentsOf(msg?.attachments),
+    flagStatus: 'notFlagged' as const, attachments: attachmentsFromRequest(msg?.attachments),
     internetMessageHeaders: [{ name: 'In-Reply-To', value: m.internetMessageId }, { name: 'References', value: references.join(' ') }],
   };
   call.box.addMessage({ ...base, isRead: true }, call.box.folder('sentitems')!.id, call.nowIso);
@@ -53,15 +54,6 @@ function addresses(list: unknown): Address[] {
   return list.map((r) => {
     const e = (r as { emailAddress?: { address?: unknown; name?: unknown } }).emailAddress;
     return { address: String(e?.address ?? ''), name: String(e?.name ?? e?.address ?? '') };
-  });
-}
-
-function attachmentsOf(list: unknown): AttachmentInput[] {
-  if (!Array.isArray(list)) return [];
-  return list.map((raw, i) => {
-    const a = raw as { name?: unknown; contentType?: unknown; contentBytes?: unknown; isInline?: unknown };
-    if (typeof a.contentBytes !== 'string') throw new GraphError(400, 'ErrorInvalidRequest', `Attachment ${i}: contentBytes (base64) is required for a fileAttachment.`);
-    return { name: String(a.name ?? 'attachment'), contentType: String(a.contentType ?? 'application/octet-stream'), content: a.contentBytes, isInline: a.isInline === true };
   });
 }
 

@@ -146,4 +146,23 @@ describe('sandbox attachments', () => {
     assert.equal(reloaded.message(m.id)!.attachments!.length, 1);
     assert.equal(reloaded.message(m.id)!.attachments![0]!.isInline, false);
   });
+
+  it('forward carries the original\'s files and sendMail the fileAttachments it is given', async () => {
+    const pdfBytes = Buffer.from('%PDF-1.4 forwarded');
+    const m = g.sb.admin.deliver(ALICE, { subject: 'To forward', attachments: [{ name: 'f.pdf', contentType: 'application/pdf', content: pdfBytes }] });
+    const fw = await g.call(`${user}/messages/${m.id}/forward`, { method: 'POST', body: { comment: 'fyi', toRecipients: [{ emailAddress: { address: 'bob@contoso.test' } }] } });
+    assert.equal(fw.status, 202);
+    const got = g.sb.admin.messages('bob@contoso.test', 'inbox').find((x) => x.subject === 'FW: To forward')!;
+    const att = g.sb.admin.messageDetail('bob@contoso.test', got.id).attachments;
+    assert.deepEqual(att.map((a) => [a.name, a.size]), [['f.pdf', pdfBytes.length]]);
+    assert.deepEqual(g.sb.admin.attachmentContent('bob@contoso.test', got.id, att[0]!.id), pdfBytes);
+    const sent = await g.call(`${user}/sendMail`, {
+      method: 'POST',
+      body: { message: { subject: 'With file', toRecipients: [{ emailAddress: { address: 'bob@contoso.test' } }], attachments: [{ '@odata.type': '#microsoft.graph.fileAttachment', name: 'n.txt', contentType: 'text/plain', contentBytes: Buffer.from('note').toString('base64') }] } },
+    });
+    assert.equal(sent.status, 202);
+    const arrived = g.sb.admin.messages('bob@contoso.test', 'inbox').find((x) => x.subject === 'With file')!;
+    const files = g.sb.admin.messageDetail('bob@contoso.test', arrived.id).attachments;
+    assert.equal(g.sb.admin.attachmentContent('bob@contoso.test', arrived.id, files[0]!.id).toString(), 'note');
+  });
 });
