@@ -123,6 +123,12 @@ describe('transport', () => {
 });
 
 describe('the sign-in origin (plain HTTP on loopback, for the pages a browser opens)', () => {
+  // The last tests start sandboxes in this process, whose seeding blocks the event loop for a while: a kept-alive
+  // connection to `sb` may then be closed by the server just as the next request takes it (ECONNRESET).
+  after(async () => {
+    await agents.get(sb.url)?.close();
+    agents.delete(sb.url);
+  });
   it('is where discovery sends the browser (authorize, logout), while discovery, JWKS and token stay HTTPS', async () => {
     assert.match(sb.signInUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.notEqual(new URL(sb.signInUrl).port, new URL(sb.url).port);
