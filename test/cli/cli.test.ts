@@ -81,7 +81,7 @@ describe('the mailbox-agent binary', () => {
     try {
       const run = await cli(['status'], h.env, h.dir);
       assert.equal(run.code, 1);
-      assert.match(run.stderr, /\.env:2 MS_CLIENT_ID 123: is not KEY=VALUE/);
+      assert.match(run.stderr, /MS_CLIENT_ID 123: is not KEY=VALUE.* \[\.env line 2\]/);
     } finally {
       writeFileSync(path.join(h.dir, '.env'), '');
     }
