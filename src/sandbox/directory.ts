@@ -91,15 +91,15 @@ export const SANDBOX_APPS: readonly AppRegistration[] = [
     audience: 'AzureADandPersonalMicrosoftAccount', publicClientFlows: true,
     redirectUris: ['http://localhost/auth/callback', 'http://127.0.0.1/auth/callback', 'https://login.microsoftonline.com/common/oauth2/nativeclient']
       .map((uri) => ({ uri, platform: 'publicClient' as const })),
-    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite'],
+    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite', 'Contacts.Read', 'Files.ReadWrite'],
     application: [],
   },
   {
     clientId: SANDBOX_CONFIDENTIAL_CLIENT_ID, displayName: 'mailbox-agent (sandbox, confidential)', publicClient: false,
     secret: SANDBOX_CLIENT_SECRET, audience: 'AzureADMultipleOrgs', publicClientFlows: false,
     redirectUris: ['http://localhost/auth/callback', 'http://127.0.0.1/auth/callback'].map((uri) => ({ uri, platform: 'web' as const })),
-    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite'],
-    application: ['Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite', 'User.Read.All'],
+    delegated: ['User.Read', 'Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite', 'Contacts.Read', 'Files.ReadWrite'],
+    application: ['Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite', 'Contacts.Read', 'Files.ReadWrite', 'User.Read.All'],
   },
 ];
 

@@ -24,6 +24,7 @@ const OIDC_SCOPES = ['openid', 'profile', 'email', 'offline_access'];
 const KNOWN_GRAPH_SCOPES = [
   'User.Read', 'User.ReadBasic.All', 'User.Read.All', 'Mail.Read', 'Mail.ReadBasic', 'Mail.ReadWrite', 'Mail.Send',
   'MailboxSettings.Read', 'MailboxSettings.ReadWrite', 'Calendars.Read', 'Calendars.ReadWrite', 'Contacts.Read',
+  'Files.Read', 'Files.ReadWrite',
 ];
 const CODE_LIFETIME_MS = 10 * 60 * 1000; // [entra-docs v2-oauth2-auth-code-flow]
 const REFRESH_INACTIVITY_MS = 90 * 24 * 3600 * 1000; // [entra-docs refresh-tokens]

@@ -65,7 +65,7 @@ describe('sandbox: app-only client credentials and confinement', () => {
     const claims = decodeJwt(String(r.body.access_token));
     assert.equal(claims.idtyp, 'app');
     assert.equal(claims.appid, APP);
-    assert.deepEqual(claims.roles, ['Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite', 'User.Read.All']);
+    assert.deepEqual(claims.roles, ['Mail.ReadWrite', 'Mail.Send', 'MailboxSettings.Read', 'Calendars.Read', 'Calendars.ReadWrite', 'Contacts.Read', 'Files.ReadWrite', 'User.Read.All']);
     assert.equal(r.body.refresh_token, undefined);
   });
 
