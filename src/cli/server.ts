@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { KeepAlive } from '../auth/keep-alive.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
-import { Scheduler } from '../jobs/index.ts';
+import { fireClaims, Scheduler } from '../jobs/index.ts';
 import { createApp, serve } from '../web/index.ts';
 import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
 
@@ -27,7 +27,7 @@ export async function startServer(config: Config, log: Logger, options: { instal
   // Shutdown, for runs started from the web (Run now, the API) as for scheduled ones: stop at the next safe point, then abort.
   const runStop = new AbortController();
   const runAbort = new AbortController();
-  const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone, authGate);
+  const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone, authGate, fireClaims(rt.store));
   const app = createApp({
     auth: rt.auth,
     runner: rt.runner,

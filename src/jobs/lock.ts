@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AgentError } from '../config/errors.ts';
+import type { RunCoordinator } from 'node-cron';
 import type { Store } from '../store/index.ts';
 
 /** Who holds a job, for the "busy" message only: exclusion is the store lock's, never this record's. */
@@ -64,4 +65,28 @@ export class JobLock {
       },
     };
   }
+}
+
+/** How long a fire's claim is remembered: far longer than instances' clocks differ, short enough not to pile up. */
+const FIRE_CLAIM_MS = 10 * 60_000;
+
+/**
+ * Which instance runs a scheduled fire, when several share the store: the first to claim it, for node-cron's
+ * `distributed` tasks (the key names the task and the fire's scheduled time). Without it both instances' ticks run
+ * the job, one after the other, since the job lock only keeps runs from overlapping.
+ * Example: `cron.schedule('*\/5 * * * *', fn, { distributed: true, runCoordinator: fireClaims(store) })`.
+ */
+export function fireClaims(store: Store): RunCoordinator {
+  return {
+    async shouldRun(key) {
+      const release = await store.lock.acquire('fire-claims', { waitMs: 10_000 });
+      try {
+        if (await store.get(`fire:${key}`)) return false;
+        await store.set(`fire:${key}`, { by: `${hostname()} pid ${process.pid}` }, FIRE_CLAIM_MS);
+        return true;
+      } finally {
+        await release();
+      }
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import cron, { type ScheduledTask } from 'node-cron';
+import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { Logger } from '../config/logger.ts';
 import type { JobRunner } from './runner.ts';
 
@@ -22,7 +22,7 @@ export class Scheduler {
    * While it does, ticks are skipped without a run, a failure record or a log line each; one line when
    * the pause starts and one when it ends (the person is told through the notifier by auth itself).
    */
-  constructor(private readonly runner: JobRunner, private readonly log: Logger, private readonly timezone?: string, private readonly gate?: () => Promise<string | undefined>) {}
+  constructor(private readonly runner: JobRunner, private readonly log: Logger, private readonly timezone?: string, private readonly gate?: () => Promise<string | undefined>, private readonly claims?: RunCoordinator) {}
 
   private async pausedBecause(): Promise<string | undefined> {
     const reason = await this.gate?.().catch(() => undefined);
@@ -46,7 +46,8 @@ export class Scheduler {
             this.inflight.delete(run);
           }
         },
-        { name: job.name, noOverlap: true, timezone: this.timezone },
+        // With `claims` (jobs/lock.ts fireClaims), of several instances sharing the store only one runs each fire.
+        { name: job.name, noOverlap: true, timezone: this.timezone, ...(this.claims ? { distributed: true, runCoordinator: this.claims } : {}) },
       );
       this.tasks.set(job.name, task);
     }

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { JobLock } from '../../src/jobs/lock.ts';
+import { fireClaims, JobLock } from '../../src/jobs/lock.ts';
 import { openStore } from '../../src/store/index.ts';
 import { installedPackage } from '../helpers/installed-package.ts';
 import { cli } from '../helpers/cli.ts';
@@ -26,6 +26,25 @@ test('a job lock in the shared store: a second holder (another process) is refus
   await again.release();
   await a.close();
   await b.close();
+});
+
+/**
+ * The bug: two `start` instances sharing a store each ran every scheduled fire, one after the other (the job lock only
+ * keeps runs from overlapping; test/proof/instances.proof.ts saw 3 of 7 fires run twice). A fire is now claimed once.
+ */
+test('two instances sharing a store ran each scheduled fire twice: now one claims the fire, the other skips it', async () => {
+  const file = `sqlite://${path.join(mkdtempSync(path.join(tmpdir(), 'ma-fire-')), 'agent.sqlite')}`;
+  const a = await openStore(file, Buffer.alloc(32, 1));
+  const b = await openStore(file, Buffer.alloc(32, 1));
+  try {
+    const [first, second] = await Promise.all([fireClaims(a).shouldRun('triage:2026-12-01T10:05:00.000Z', 60_000), fireClaims(b).shouldRun('triage:2026-12-01T10:05:00.000Z', 60_000)]);
+    assert.deepEqual([first, second].sort(), [false, true], 'exactly one instance runs the fire');
+    assert.equal(await fireClaims(b).shouldRun('triage:2026-12-01T10:10:00.000Z', 60_000), true, 'the next fire is claimed afresh');
+    assert.equal(await fireClaims(a).shouldRun('triage:2026-12-01T10:10:00.000Z', 60_000), false);
+  } finally {
+    await a.close();
+    await b.close();
+  }
 });
 
 /**
