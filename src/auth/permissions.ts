@@ -1,5 +1,8 @@
 import { CALENDAR_ACTION_WRITES } from '../config/calendar-rules-schema.ts';
-import type { JobsFile, JobSpec } from '../config/jobs-file.ts';
+import type { JobsFile, JobSpec, Rule } from '../config/jobs-file.ts';
+import { ACTION_NAMES, ACTIONS, actionName } from '../jobs/rules/actions/index.ts';
+import { KEY_NAMES, MATCH_KEYS, type MatchSpec } from '../jobs/rules/keys/index.ts';
+import type { PermissionUse } from '../jobs/rules/definition.ts';
 
 /**
  * Least privilege: the Graph permissions the configured jobs need, and no more.
@@ -29,7 +32,6 @@ export interface RequiredPermissions {
 }
 
 const ORDER: GraphPermission[] = ['Mail.Read', 'Mail.ReadWrite', 'Mail.Send', 'Calendars.Read', 'Calendars.ReadWrite', 'MailboxSettings.Read'];
-const WRITE_ACTIONS = ['moveTo', 'copyTo', 'markRead', 'flag', 'categorize', 'setImportance', 'delete'];
 
 /**
  * Example: `requiredPermissions(jobsFile).application` → `['Mail.ReadWrite', 'MailboxSettings.Read']` for the sample triage job.
@@ -55,10 +57,7 @@ function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, n
   switch (job.type) {
     case 'inbox-rules': {
       need('Mail.Read', `${job.name} reads ${job.folder}`);
-      const actions = new Set(job.rules.flatMap((r) => r.actions.flatMap((a) => Object.keys(a))));
-      const writes = WRITE_ACTIONS.filter((a) => actions.has(a));
-      if (writes.length) need('Mail.ReadWrite', `${job.name} changes mail (${writes.join(', ')})`);
-      if (actions.has('forwardTo')) need('Mail.Send', `${job.name} forwards mail (forwardTo)`);
+      for (const [use, names] of ruleUses(job.rules)) need(use.permission, `${job.name} ${use.why} (${names.join(', ')})`);
       return;
     }
     case 'agenda-digest': {
@@ -92,4 +91,29 @@ function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, n
 export function signInScopes(jobs: Pick<JobsFile, 'jobs' | 'timezone'>, base: readonly string[]): string[] {
   const writes = requiredPermissions(jobs).application.includes('Calendars.ReadWrite');
   return writes && !base.includes('Calendars.ReadWrite') ? [...base, 'Calendars.ReadWrite'] : [...base];
+}
+
+/**
+ * What an inbox-rules job's keys and actions need, from their definitions (src/jobs/rules/): each permission
+ * and reason with the names that need it, in registry order, e.g. Mail.ReadWrite "changes mail" (moveTo, flag).
+ */
+function ruleUses(rules: Rule[]): Map<PermissionUse, string[]> {
+  const actions = new Set(rules.flatMap((r) => r.actions.map(actionName)));
+  const keys = new Set<string>();
+  const walk = (m: MatchSpec): void => {
+    for (const k of Object.keys(m)) keys.add(k);
+    for (const sub of m.any ?? []) walk(sub);
+  };
+  for (const r of rules) walk(r.match);
+  const uses = new Map<string, { use: PermissionUse; names: string[] }>();
+  const add = (use: PermissionUse | undefined, name: string) => {
+    if (!use) return;
+    const id = `${use.permission}\0${use.why}`;
+    const entry = uses.get(id) ?? { use, names: [] };
+    entry.names.push(name);
+    uses.set(id, entry);
+  };
+  for (const name of KEY_NAMES) if (keys.has(name)) add(MATCH_KEYS[name].permission, name);
+  for (const name of ACTION_NAMES) if (actions.has(name)) add(ACTIONS[name].permission, name);
+  return new Map([...uses.values()].map((e) => [e.use, e.names]));
 }

@@ -1,5 +1,5 @@
 import { AgentError } from '../config/errors.ts';
-import { toPage, type GraphClient, type GraphPage } from './client.ts';
+import { toPage, type BatchRequest, type GraphClient, type GraphPage } from './client.ts';
 import { GraphError } from './graph-error.ts';
 
 /** Well-known folder names Graph accepts in place of an id [microsoft-graph-docs mailfolder]. */
@@ -121,16 +121,38 @@ export class Mailbox {
   }
 
   async move(id: string, destinationId: string): Promise<GraphMessage> {
-    // With immutable ids (the client always asks for them) a repeated move finds the message where it went.
-    return (await this.graph.post<GraphMessage>(this.path(`/messages/${enc(id)}/move`), { destinationId }, { idempotent: true })).body;
+    const r = this.moveRequest(id, destinationId);
+    return (await this.graph.post<GraphMessage>(r.url, r.body, { idempotent: true })).body;
   }
 
   async copy(id: string, destinationId: string): Promise<GraphMessage> {
-    return (await this.graph.post<GraphMessage>(this.path(`/messages/${enc(id)}/copy`), { destinationId })).body;
+    const r = this.copyRequest(id, destinationId);
+    return (await this.graph.post<GraphMessage>(r.url, r.body)).body;
   }
 
   async forward(id: string, to: string[], comment = ''): Promise<void> {
-    await this.graph.post(this.path(`/messages/${enc(id)}/forward`), { comment, toRecipients: to.map((address) => ({ emailAddress: { address } })) });
+    const r = this.forwardRequest(id, to, comment);
+    await this.graph.post(r.url, r.body);
+  }
+
+  /** The PATCH of a message's properties, for a `$batch`. */
+  updateRequest(id: string, changes: Record<string, unknown>): BatchRequest {
+    return { method: 'PATCH', url: this.path(`/messages/${enc(id)}`), body: changes };
+  }
+
+  /** A move, for a `$batch`: with immutable ids (the client always asks for them) a repeated move finds the message where it went, so it is idempotent. */
+  moveRequest(id: string, destinationId: string): BatchRequest {
+    return { method: 'POST', url: this.path(`/messages/${enc(id)}/move`), body: { destinationId }, idempotent: true };
+  }
+
+  /** A copy, for a `$batch`: once-only (a repeat makes a second copy). */
+  copyRequest(id: string, destinationId: string): BatchRequest {
+    return { method: 'POST', url: this.path(`/messages/${enc(id)}/copy`), body: { destinationId } };
+  }
+
+  /** A forward, for a `$batch`: once-only. */
+  forwardRequest(id: string, to: string[], comment = ''): BatchRequest {
+    return { method: 'POST', url: this.path(`/messages/${enc(id)}/forward`), body: { comment, toRecipients: to.map((address) => ({ emailAddress: { address } })) } };
   }
 
   /**

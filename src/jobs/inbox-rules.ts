@@ -2,10 +2,11 @@ import type { InboxRulesJob } from '../config/jobs-file.ts';
 import { AgentError, describeError } from '../config/errors.ts';
 import { BATCH_LIMIT, type BatchRequest, type BatchResult, type GraphPage } from '../graph/client.ts';
 import { GraphError } from '../graph/graph-error.ts';
-import { mayHaveRun, networkFailure } from '../graph/retry-policy.ts';
 import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
 import type { ActionRecord, JobContext } from './context.ts';
 import { planActions, selectFor, toMessageView, type PlannedAction } from './rules.ts';
+import { ACTIONS } from './rules/actions/index.ts';
+import { ActionCallError, type Execution } from './rules/definition.ts';
 
 /** Where a delta sync stands: the link to call next, and whether the first full pass is done. */
 interface DeltaState {
@@ -42,15 +43,13 @@ export const DELTA_PAGE_SIZE = 1000;
  */
 const ACT_SINCE_SLACK_MS = 60_000;
 /**
- * Actions that must happen at most once: never sent again when a crash or an ambiguous answer (500, 502,
- * 504, a reset or a timeout once sent) leaves us unsure whether they happened; such an action is reported
- * as 'unsure' instead.
+ * Whether an action must happen at most once (its definition's `onceOnly`): never sent again when a crash or
+ * an ambiguous answer (500, 502, 504, a reset or a timeout once sent) leaves us unsure whether it happened;
+ * such an action is reported as 'unsure' instead.
  */
-const ONCE_ONLY = new Set(['forwardTo', 'webhook', 'copyTo']);
-/** Actions that are properties of the message: all of one message's go into one PATCH. */
-const PATCH_ACTIONS = new Set(['markRead', 'flag', 'categorize', 'setImportance']);
-/** Webhook calls in flight at once (they are not Graph requests, so not under the mailbox limit). */
-const WEBHOOK_PARALLEL = 4;
+const onceOnly = (step: Step) => ACTIONS[step.step.action].onceOnly;
+/** Calls the agent makes itself (webhooks) in flight at once (not Graph requests, so not under the mailbox limit). */
+const CALLS_PARALLEL = 4;
 
 /**
  * Runs a job's rules over the messages that are new (or changed) in its folder since the last run, via
@@ -231,7 +230,8 @@ interface MessageWork {
   pending: Set<string>;
   patch?: { body: Record<string, unknown>; steps: Step[] };
   graphOps: { step: Step; request: BatchRequest }[];
-  webhooks: Step[];
+  /** Actions of kind 'call' (webhooks): done by the agent itself, not through Graph. */
+  calls: Step[];
   move?: { step: Step; request?: BatchRequest; error?: unknown };
   failedEarly: { step: Step; error: unknown }[];
   /** Something of this message's must be tried again by the next run: its move waits for that. */
@@ -263,8 +263,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
     const ledgerKey = `ledger:${message.id}`;
     const ledger = ledgers[index] ?? { done: [] };
     const pending = new Set(typeof ledger.pending === 'string' ? [ledger.pending] : ledger.pending ?? []);
-    const item: MessageWork = { message, subject, ledgerKey, ledger, pending, graphOps: [], webhooks: [], failedEarly: [] };
-    let categories = had;
+    const item: MessageWork = { message, subject, ledgerKey, ledger, pending, graphOps: [], calls: [], failedEarly: [] };
     for (const step of planned) {
       const id = actionId(step);
       if (ledger.done.includes(id)) continue;
@@ -281,34 +280,28 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
         continue;
       }
       const s: Step = { step, id };
-      if (PATCH_ACTIONS.has(step.action)) {
-        item.patch ??= { body: {}, steps: [] };
-        item.patch.steps.push(s);
-        if (step.action === 'markRead') item.patch.body.isRead = step.value as boolean;
-        if (step.action === 'flag') item.patch.body.flag = { flagStatus: step.value ? 'flagged' : 'notFlagged' };
-        if (step.action === 'setImportance') item.patch.body.importance = step.value as string;
-        if (step.action === 'categorize') {
-          // Graph's PATCH replaces the whole list: send what the message had plus every category added.
-          categories = [...new Set([...categories, ...(step.value as string[])])];
-          item.patch.body.categories = categories;
-        }
-      } else if (step.action === 'webhook') {
-        item.webhooks.push(s);
-      } else if (step.action === 'forwardTo') {
-        item.graphOps.push({ step: s, request: { method: 'POST', url: ctx.mailbox.path(`/messages/${enc(message.id)}/forward`), body: { comment: '', toRecipients: (step.value as string[]).map((address) => ({ emailAddress: { address } })) } } });
-      } else if (step.action === 'copyTo' || step.action === 'moveTo' || step.action === 'delete') {
-        const isMove = step.action !== 'copyTo';
-        try {
-          const dest = step.action === 'delete' ? await ctx.mailbox.folder('deleteditems') : await ctx.mailbox.folder(step.value as string, { create: true });
-          // A move with immutable ids (the client always asks for them) is harmless to repeat; a copy is not.
-          const request: BatchRequest = { method: 'POST', url: ctx.mailbox.path(`/messages/${enc(message.id)}/${isMove ? 'move' : 'copy'}`), body: { destinationId: dest.id }, idempotent: isMove };
-          if (isMove) item.move = { step: s, request };
-          else item.graphOps.push({ step: s, request });
-        } catch (error) {
-          if (isTransient(error)) throw error;
-          if (isMove) item.move = { step: s, error };
-          else item.failedEarly.push({ step: s, error });
-        }
+      const execution = ACTIONS[step.action].execution as Execution<unknown>;
+      switch (execution.kind) {
+        case 'patch':
+          item.patch ??= { body: {}, steps: [] };
+          item.patch.steps.push(s);
+          execution.patch(step.value, item.patch.body, { categories: had });
+          break;
+        case 'call':
+          item.calls.push(s);
+          break;
+        case 'graph':
+        case 'move':
+          try {
+            const request = await execution.request(ctx.mailbox, message.id, step.value);
+            if (execution.kind === 'move') item.move = { step: s, request };
+            else item.graphOps.push({ step: s, request });
+          } catch (error) {
+            if (isTransient(error)) throw error;
+            if (execution.kind === 'move') item.move = { step: s, error };
+            else item.failedEarly.push({ step: s, error });
+          }
+          break;
       }
     }
     items.push(item);
@@ -318,7 +311,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
   // Once-only actions are marked pending before they are sent: a crash now can never make them happen twice.
   const marking: MessageWork[] = [];
   for (const item of items) {
-    const onceIds = [...item.graphOps.map((o) => o.step), ...item.webhooks].filter((s) => ONCE_ONLY.has(s.step.action)).map((s) => s.id);
+    const onceIds = [...item.graphOps.map((o) => o.step), ...item.calls].filter(onceOnly).map((s) => s.id);
     if (onceIds.length === 0) continue;
     for (const id of onceIds) item.pending.add(id);
     marking.push(item);
@@ -334,7 +327,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
       ctx.report.actions.push(recordOf(item, step.step, 'done'));
       return;
     }
-    if (ONCE_ONLY.has(step.step.action) && result.executed !== false) {
+    if (onceOnly(step) && result.executed !== false) {
       // It may have happened: never sent again (the ledger keeps it), and a person is told to look.
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
@@ -358,7 +351,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
   };
   for (const item of items) for (const f of item.failedEarly) settle(item, f.step, { ok: false, error: f.error, executed: false });
 
-  // Round 1: one PATCH per message, copies and forwards, in chained $batches of 20; webhooks alongside.
+  // Round 1: one PATCH per message, copies and forwards, in chained $batches of 20; calls (webhooks) alongside.
   // Round 2: the moves, each after everything else of its message has settled (not for one whose earlier
   // actions the next run must retry: after a move the replayed page would no longer show it). A message's
   // move is sent as soon as its own round-1 work is done, so the mailbox's 4 slots stay busy through the
@@ -366,12 +359,12 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
   const options = { signal: ctx.signal, statusOnly: true };
   const round1: { item: MessageWork; steps: Step[]; request: BatchRequest }[] = [];
   for (const item of items) {
-    if (item.patch) round1.push({ item, steps: item.patch.steps, request: { method: 'PATCH', url: ctx.mailbox.path(`/messages/${enc(item.message.id)}`), body: item.patch.body } });
+    if (item.patch) round1.push({ item, steps: item.patch.steps, request: ctx.mailbox.updateRequest(item.message.id, item.patch.body) });
     for (const op of item.graphOps) round1.push({ item, steps: [op.step], request: op.request });
   }
   const waitingFor = new Map<MessageWork, number>();
   for (const r of round1) waitingFor.set(r.item, (waitingFor.get(r.item) ?? 0) + 1);
-  for (const item of items) if (item.webhooks.length > 0) waitingFor.set(item, (waitingFor.get(item) ?? 0) + item.webhooks.length);
+  for (const item of items) if (item.calls.length > 0) waitingFor.set(item, (waitingFor.get(item) ?? 0) + item.calls.length);
   const moves: Promise<void>[] = [];
   const movable: MessageWork[] = [];
   const sendMoves = (all: boolean) => {
@@ -405,7 +398,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
       });
     }));
   }
-  first.push(runWebhooks(ctx, items, (item, step, result) => {
+  first.push(runCalls(ctx, items, (item, step, result) => {
     settle(item, step, result);
     settled(item);
   }));
@@ -426,55 +419,24 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
   throw transient instanceof Error ? transient : new TransientFailure(String(transient));
 }
 
-async function runWebhooks(ctx: JobContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: Outcome) => void): Promise<void> {
-  const queue = items.flatMap((item) => item.webhooks.map((step) => ({ item, step })));
+/** The page's actions of kind 'call' (webhooks), CALLS_PARALLEL at a time. */
+async function runCalls(ctx: JobContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: Outcome) => void): Promise<void> {
+  const queue = items.flatMap((item) => item.calls.map((step) => ({ item, step })));
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) {
       const { item, step } = next;
       try {
-        await callWebhook(ctx, item.message, step.step);
+        const execution = ACTIONS[step.step.action].execution as Execution<unknown>;
+        if (execution.kind !== 'call') throw new Error(`Rule engine: ${step.step.action} is not done by the agent itself.`);
+        await execution.run(ctx, item.message, step.step);
         settle(item, step, { ok: true });
       } catch (error) {
-        // By the same rule as a Graph write: 429/503 or a connection never made prove it did not run (the next
-        // run tries again); 500/502/504, a reset or a timeout leave it unsure; any other answer refused it.
-        settle(item, step, { ok: false, error, executed: error instanceof WebhookError ? error.executed : 'unknown' });
+        // ActionCallError says whether it may have run (the same rule as a Graph write); anything else: unsure.
+        settle(item, step, { ok: false, error, executed: error instanceof ActionCallError ? error.executed : 'unknown' });
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(WEBHOOK_PARALLEL, queue.length) }, worker));
-}
-
-/** A webhook call that failed, and whether the receiver may have acted on it. */
-class WebhookError extends TransientFailure {
-  constructor(message: string, readonly executed: boolean | 'unknown', readonly transient: boolean, options?: ErrorOptions) {
-    super(message, options);
-  }
-}
-
-async function callWebhook(ctx: JobContext, message: GraphMessage, step: PlannedAction): Promise<void> {
-  const url = step.value as string;
-  let response: Response;
-  try {
-    response = await ctx.fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        job: ctx.job,
-        rule: step.rule,
-        message: { id: message.id, subject: message.subject, from: (message.from as { emailAddress?: { address?: string } } | undefined)?.emailAddress?.address, receivedDateTime: message.receivedDateTime },
-      }),
-      signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
-    });
-  } catch (cause) {
-    if (ctx.signal.aborted) throw cause;
-    const failure = networkFailure(cause);
-    throw new WebhookError(`The webhook ${url} gave no answer (${(cause as Error).message}).`, mayHaveRun(failure), true, { cause });
-  }
-  await response.body?.cancel();
-  if (!response.ok) {
-    const executed = mayHaveRun({ kind: 'status', status: response.status });
-    throw new WebhookError(`The webhook ${url} answered HTTP ${response.status}.`, executed, response.status === 429 || response.status >= 500);
-  }
+  await Promise.all(Array.from({ length: Math.min(CALLS_PARALLEL, queue.length) }, worker));
 }
 
 function outcome(r: BatchResult): Outcome {
@@ -484,7 +446,7 @@ function outcome(r: BatchResult): Outcome {
 
 /** Throttling, Graph busy, the network, or garbage: not the message's fault, so the page is not passed over. */
 function isTransient(error: unknown): boolean {
-  if (error instanceof WebhookError) return error.transient;
+  if (error instanceof ActionCallError) return error.transient;
   if (error instanceof TransientFailure) return true;
   return error instanceof GraphError && error.transient;
 }
@@ -519,8 +481,4 @@ function recordOf(item: MessageWork, step: PlannedAction, result: ActionRecord['
 
 function actionId(step: PlannedAction): string {
   return `${step.action}:${JSON.stringify(step.value)}`;
-}
-
-function enc(id: string): string {
-  return encodeURIComponent(id);
 }
