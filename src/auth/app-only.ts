@@ -8,6 +8,7 @@ import type { JobsFile } from '../config/jobs-file.ts';
 import type { Logger } from '../config/logger.ts';
 import type { FetchLike } from '../config/transport.ts';
 import { GraphClient } from '../graph/client.ts';
+import type { RequestBudget } from '../graph/request-budget.ts';
 import type { Store } from '../store/index.ts';
 import { expiryWarning, loadCertificate, type LoadedCertificate } from './certificates.ts';
 import { ConfinementGuard, confinedTokens, type ConfinementNotify } from './confinement.ts';
@@ -291,6 +292,8 @@ export function createAppOnly(d: {
   log: Logger;
   notify?: ConfinementNotify;
   now?: () => number;
+  /** GRAPH_BUDGET for the jobs' client (the confinement probe's few requests are not paced). */
+  budget?: RequestBudget;
 }): AppOnlyWiring {
   const mailbox = d.config.mailbox!;
   const auth = new AppOnlyAuth({
@@ -305,6 +308,6 @@ export function createAppOnly(d: {
     clientId: d.endpoints.clientId, permissions: permissions.application, store: d.store, log: d.log.child({ component: 'confinement' }), notify: d.notify, now: d.now,
   });
   const tokens = confinedTokens(auth, guard);
-  const graph = new GraphClient({ graphUrl: d.endpoints.graphUrl, tokens, fetch: d.fetch, log: d.log.child({ component: 'graph' }), allowedMailbox: mailbox });
+  const graph = new GraphClient({ graphUrl: d.endpoints.graphUrl, tokens, fetch: d.fetch, log: d.log.child({ component: 'graph' }), allowedMailbox: mailbox, budget: d.budget });
   return { auth, guard, tokens, graph, mailboxRoot: `/users/${encodeURIComponent(mailbox)}`, permissions };
 }

@@ -10,6 +10,7 @@ import { loadJobsFile, type JobsFile } from '../config/jobs-file.ts';
 import type { Logger } from '../config/logger.ts';
 import { createFetch, type FetchLike } from '../config/transport.ts';
 import { GraphClient } from '../graph/client.ts';
+import { RequestBudget } from '../graph/request-budget.ts';
 import { JobRunner, nextRunOf } from '../jobs/index.ts';
 import { Notifier } from '../notify/index.ts';
 import type { Sandbox } from '../sandbox/index.ts';
@@ -109,12 +110,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   if (store.lock.scope === 'process' && !/^(memory|sqlite):/i.test(config.storeUrl)) {
     log.warn({ store: config.storeUrl.replace(/\/\/[^@/]*@/, '//…@') }, 'this store offers no lock across processes: run one mailbox-agent process per store (start, or run, not both at once) so a refresh token is never spent twice');
   }
+  // GRAPH_BUDGET, shared through the store by every job and every process on it (one mailbox per store).
+  const budget = new RequestBudget({ ...config.graphBudget, store, mailbox: config.authMode === 'app-only' ? config.mailbox! : 'me', log: log.child({ component: 'graph' }) });
   // msal-node (~19 MB of RSS) is loaded only for app-only mode.
   const appOnly = config.authMode === 'app-only'
-    ? (await import('../auth/app-only.ts')).createAppOnly({ config, endpoints, jobs, store, fetch: fetchImpl, log, notify: notifier, now: options.now })
+    ? (await import('../auth/app-only.ts')).createAppOnly({ config, endpoints, jobs, store, fetch: fetchImpl, log, notify: notifier, now: options.now, budget })
     : undefined;
   const tokens: TokenProvider = appOnly?.tokens ?? auth;
-  const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }) });
+  const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }), budget });
   const runner = new JobRunner({
     jobs, graph, mailboxRoot: appOnly?.mailboxRoot ?? '/me', store, log: log.child({ component: 'jobs' }), notifyUrl: config.notifyUrl,
     notify: notifier, notifyAfterFailures: config.notifyAfterFailures,

@@ -51,10 +51,17 @@ export const ENV_VARS: EnvVar[] = [
   { key: 'CANARY_MAILBOX', description: 'app-only: another real mailbox of the tenant that the agent must NOT be able to read.', schema: z.email({ error: 'must be a mailbox address' }).optional() },
   { key: 'CONFINEMENT_TTL', default: '1h', description: 'app-only: how long a confinement proof is trusted.', schema: duration },
   { key: 'ALLOW_UNCONFINED', default: 'false', description: 'app-only: run even when the canary is readable (warns on every run).', schema: bool },
+  { key: 'GRAPH_BUDGET', default: '10000/10m', description: "At most this many Graph requests (each $batch sub-request counting) per mailbox in any window of that length (sliding), shared by every job and every process on the same STORE_URL; Outlook's own limit is 10000/10m.", schema: z.string().trim().regex(/^\d+\s*\/\s*\d+(\.\d+)?\s*(ms|s|m|h|d)$/, { error: 'must be requests/window such as 10000/10m (Outlook\'s limit)' }).transform(parseBudget).refine((b) => b.limit >= 20, { error: 'must allow at least 20 requests (one $batch) per window, e.g. 10000/10m' }) },
   { key: 'DATA_DIR', default: 'data', description: 'Runtime state: the store, the token key, the sandbox files.', schema: z.string().trim().min(1) },
   { key: 'SANDBOX_PORT', default: '3100', description: 'Port of the built-in sandbox (used when MS_CLIENT_ID is unset).', schema: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535) },
   { key: 'LOG_LEVEL', default: 'info', description: 'trace, debug, info, warn, error or silent.', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { error: 'must be one of trace, debug, info, warn, error, silent' }) },
 ];
+
+/** `10000/10m` → 10,000 requests per 600,000 ms. */
+export function parseBudget(text: string): { limit: number; windowMs: number } {
+  const [limit = '', window = ''] = text.split('/');
+  return { limit: Number(limit.trim()), windowMs: parseDuration(window) };
+}
 
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(text.trim());

@@ -40,6 +40,8 @@ export interface Config {
   canaryMailbox?: string;
   confinementTtlMs: number;
   allowUnconfined: boolean;
+  /** GRAPH_BUDGET: the mailbox's Graph requests per sliding window. */
+  graphBudget: { limit: number; windowMs: number };
   dataDir: string;
   sandboxPort: number;
   logLevel: string;
@@ -208,6 +210,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     canaryMailbox: get<string | undefined>('CANARY_MAILBOX')?.toLowerCase(),
     confinementTtlMs: get<number>('CONFINEMENT_TTL'),
     allowUnconfined: get<boolean>('ALLOW_UNCONFINED'),
+    graphBudget: get<{ limit: number; windowMs: number }>('GRAPH_BUDGET'),
     dataDir: path.resolve(cwd, get<string>('DATA_DIR')),
     sandboxPort: get<number>('SANDBOX_PORT'),
     logLevel: get<string>('LOG_LEVEL'),

@@ -3,7 +3,8 @@ import { AgentError } from '../config/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { FetchLike } from '../config/transport.ts';
 import { GraphError } from './graph-error.ts';
-import { exponentialRetry, isIdempotent, mayHaveRun, networkFailure, RETRYABLE_STATUS, type Failure, type RetryPolicy } from './retry-policy.ts';
+import { GraphThrottled, type Pause, type RequestBudget } from './request-budget.ts';
+import { exponentialRetry, isIdempotent, LONGEST_RETRY_AFTER_MS, mayHaveRun, networkFailure, parseRetryAfter, RETRYABLE_STATUS, type Failure, type RetryPolicy } from './retry-policy.ts';
 import { Semaphore } from './semaphore.ts';
 
 export interface GraphRequestOptions {
@@ -77,6 +78,15 @@ export interface GraphClientOptions {
   allowedMailbox?: string;
   /** A request with no complete answer after this long fails like a dropped connection (default 120 s). */
   timeoutMs?: number;
+  /** The mailbox's request budget (GRAPH_BUDGET): every request, each `$batch` sub-request counting, waits for its share. */
+  budget?: RequestBudget;
+  /**
+   * A 429 whose Retry-After is longer than this (default LONGEST_RETRY_AFTER_MS) is not waited out: the
+   * mailbox's requests are paused until then and fail at once with GraphThrottled (the run is deferred).
+   */
+  longestRetryAfterMs?: number;
+  /** The clock for pauses (ms); tests inject one. */
+  now?: () => number;
 }
 
 /** How long a request may take, answer and body, before it fails like a dropped connection. */
@@ -97,6 +107,8 @@ export class GraphClient {
   private readonly retry: RetryPolicy;
   private readonly sleep: NonNullable<GraphClientOptions['sleep']>;
   private readonly parent?: GraphClient;
+  /** Without a budget: this process's pause of the mailbox (a long Retry-After), kept by the root client. */
+  private paused?: Pause;
 
   constructor(opts: GraphClientOptions, shared?: { parent: GraphClient }) {
     this.opts = opts;
@@ -162,6 +174,9 @@ export class GraphClient {
     }
     const display = url.pathname.replace(/^\/v1\.0/, '');
     const idempotent = isIdempotent(method, options.idempotent);
+    // Outlook counts each `$batch` sub-request against the mailbox's budget, not the batch [docs/microsoft-notes.md].
+    const batched = url.pathname.endsWith('/$batch') ? (options.body as { requests?: unknown[] } | undefined)?.requests : undefined;
+    const cost = Array.isArray(batched) ? batched.length : 1;
     let attempt = 0;
     let waited = 0;
     let refreshed = false;
@@ -174,7 +189,9 @@ export class GraphClient {
       let error: GraphError;
       let retryAfter: string | null = null;
       try {
-        const response = await this.semaphore.run(() => {
+        const response = await this.semaphore.run(async () => {
+          // In the slot, right before sending: a slice of the budget is spent only while it is valid.
+          await this.admit(cost, { method, path: display, signal: options.signal });
           this.count();
           // One deadline for the answer and its body, from the moment it is sent (not while it waits for a
           // slot): a request that hangs fails like a dropped connection.
@@ -245,6 +262,8 @@ export class GraphClient {
           executed: mayHaveRun(failure),
         });
       }
+      const pause = this.pauseFor(failure, retryAfter, error);
+      if (pause) throw await this.pauseMailbox(pause, { method, path: display });
       const delay = this.retry.delayFor({ attempt, failure, retryAfter, waitedMs: waited, idempotent });
       if (delay === undefined) throw error;
       this.opts.log.debug({ method, path: display, status: error.statusCode, code: error.remoteCode, delay }, 'graph request failed, retrying');
@@ -332,6 +351,11 @@ export class GraphClient {
         attempts.set(index, n);
         // Each sub-request by the same rule as a request of its own; a 424 was not run (its dependency failed).
         const failure: Failure = { kind: 'status', status: item.status };
+        const pause = this.pauseFor(failure, headers['retry-after'], `${item.status} ${(item.body as { error?: { code?: string } } | undefined)?.error?.code ?? ''}`.trim());
+        if (pause) {
+          results[index] = { status: item.status, headers, executed: false, error: await this.pauseMailbox(pause, { method: r.method, path: display }) };
+          continue;
+        }
         if (item.status === 424 || RETRYABLE_STATUS.has(item.status)) {
           const d = item.status === 424 ? 0 : this.retry.delayFor({ attempt: n, failure, retryAfter: headers['retry-after'], waitedMs: waited, idempotent: isIdempotent(r.method, r.idempotent) });
           if (d !== undefined && n < 12) {
@@ -359,6 +383,41 @@ export class GraphClient {
         waited += delay;
       }
     }
+  }
+
+  /** Waits for the budget's share of `cost` requests; refuses at once while the mailbox is paused. */
+  private async admit(cost: number, what: { method: string; path: string; signal?: AbortSignal }): Promise<void> {
+    const root = this.root;
+    const paused = root.paused;
+    if (paused && paused.until > this.clock()) throw new GraphThrottled(paused, what);
+    await this.opts.budget?.take(cost, what);
+  }
+
+  /** A 429 asking for a longer wait than a run should sit through: the pause it calls for, else undefined. */
+  private pauseFor(failure: Failure, retryAfter: string | null | undefined, error: GraphError | string): Pause | undefined {
+    if (failure.kind !== 'status' || failure.status !== 429) return undefined;
+    const now = this.clock();
+    const waitMs = parseRetryAfter(retryAfter, now);
+    if (waitMs === undefined || waitMs <= (this.opts.longestRetryAfterMs ?? LONGEST_RETRY_AFTER_MS)) return undefined;
+    const what = typeof error === 'string' ? error : `${error.statusCode} ${error.remoteCode ?? ''}`.trim();
+    return { until: now + waitMs, reason: `Graph answered ${what} with Retry-After ${retryAfter}` };
+  }
+
+  /** Pauses the mailbox's requests (every process sharing the store too, through the budget) and returns the error to report. */
+  private async pauseMailbox(pause: Pause, what: { method: string; path: string }): Promise<GraphThrottled> {
+    const root = this.root;
+    if (!root.paused || root.paused.until < pause.until) root.paused = pause;
+    this.opts.log.warn({ until: new Date(pause.until).toISOString(), reason: pause.reason }, 'Graph asked for a long pause; the mailbox\'s requests stop until then');
+    await this.opts.budget?.pause(pause.until, pause.reason).catch((error) => this.opts.log.warn({ err: error }, 'could not record the pause in the store'));
+    return new GraphThrottled(root.paused!, what);
+  }
+
+  private get root(): GraphClient {
+    return this.parent ? this.parent.root : this;
+  }
+
+  private clock(): number {
+    return (this.opts.now ?? Date.now)();
   }
 
   private count(): void {

@@ -24,6 +24,12 @@ export interface RetryPolicy {
   delayFor(input: { attempt: number; failure: Failure; retryAfter?: string | null; waitedMs: number; idempotent: boolean }): number | undefined;
 }
 
+/**
+ * The longest Retry-After a run waits out. Beyond it (Graph asking for minutes), the mailbox's requests pause
+ * until then and the run stops at a page boundary, to be continued by a later run (client.ts, GraphThrottled).
+ */
+export const LONGEST_RETRY_AFTER_MS = 60_000;
+
 /** Statuses worth another try: throttling, and Graph failing or busy. */
 export const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 /**

@@ -6,6 +6,7 @@ import type { Logger } from '../config/logger.ts';
 import type { GraphClient } from '../graph/client.ts';
 import type { Notice, NotifySink } from '../notify/index.ts';
 import { Mailbox } from '../graph/mailbox.ts';
+import { throttledBy } from '../graph/request-budget.ts';
 import type { Store } from '../store/index.ts';
 import { AuditLog, type AuditEntry } from './audit.ts';
 import { jobStore, type ActionRecord, type JobContext } from './context.ts';
@@ -29,6 +30,11 @@ export interface JobRunResult {
   error?: string;
   /** Set when the failure needs a person (sign-in), so surfaces can exit 2. */
   errorCode?: string;
+  /**
+   * Graph asked for a long pause (429, Retry-After of minutes): the run stopped at a page boundary with its
+   * progress kept, `ok` stays true, and the next scheduled run at or after `until` continues. Not a failure.
+   */
+  deferred?: { until: string; reason: string };
   startedAt: string;
   finishedAt: string;
 }
@@ -43,6 +49,8 @@ export interface LastRun {
   error?: string;
   /** Runs that failed in a row up to this one (0 after a success); kept in the store so a restart keeps counting. */
   failuresInARow?: number;
+  /** The run stopped early because Graph asked for a pause; it continues after `until`. */
+  deferred?: { until: string; reason: string };
 }
 
 export interface JobRunnerDeps {
@@ -178,6 +186,10 @@ export class JobRunner {
     }
     await held?.release().catch((e) => log.warn({ err: e }, 'could not release the job lock'));
     this.running.delete(name);
+    // Graph asked for a pause of minutes: the work stops cleanly and waits for it, nobody has anything to fix.
+    const throttled = throttledBy(error);
+    const deferred = throttled ? { until: throttled.until.toISOString(), reason: throttled.reason } : undefined;
+    if (throttled) error = undefined;
     const result: JobRunResult = {
       job: name,
       ok: error === undefined,
@@ -186,11 +198,13 @@ export class JobRunner {
       actions: ctx.report.actions,
       graphRequests: graph.requests,
       ...(error !== undefined ? { error: describeError(error), errorCode: error instanceof AgentError ? error.code : 'INTERNAL' } : {}),
+      ...(deferred ? { deferred } : {}),
       startedAt: runStart.toISOString(),
       finishedAt: now().toISOString(),
     };
     const failedActions = result.actions.filter((a) => a.result === 'failed').length;
     if (error) log.error({ err: error }, 'run failed');
+    else if (deferred) log.warn({ until: deferred.until, reason: deferred.reason, examined: result.examined, actions: result.actions.length }, 'run deferred: Graph asked for a pause; progress is kept and the next run after it continues');
     else log.info({ examined: result.examined, actions: result.actions.length, failedActions, graphRequests: result.graphRequests }, 'run finished');
     if (!dryRun) await this.record(name, result, failedActions, error, log);
     return result;
@@ -203,12 +217,14 @@ export class JobRunner {
   private async record(name: string, result: JobRunResult, failedActions: number, error: unknown, log: Logger): Promise<void> {
     const previous = await this.lastRun(name).catch(() => undefined);
     const stopped = error instanceof AgentError && error.code === 'SHUTTING_DOWN';
-    const failuresInARow = result.ok ? 0 : stopped ? (previous?.failuresInARow ?? 0) : (previous?.failuresInARow ?? 0) + 1;
-    const last: LastRun = { at: result.finishedAt, ok: result.ok, dryRun: false, examined: result.examined, actions: result.actions.length, failedActions, error: result.error, failuresInARow };
+    // A shutdown or a pause Graph asked for leaves the count of failures in a row as it was.
+    const failuresInARow = result.deferred || stopped ? (previous?.failuresInARow ?? 0) : result.ok ? 0 : (previous?.failuresInARow ?? 0) + 1;
+    const last: LastRun = { at: result.finishedAt, ok: result.ok, dryRun: false, examined: result.examined, actions: result.actions.length, failedActions, error: result.error, failuresInARow, ...(result.deferred ? { deferred: result.deferred } : {}) };
     await this.deps.store.set(`run:${name}:last`, last).catch((e) => log.error({ err: e }, 'could not record the run'));
     const notify = this.deps.notify;
     if (!notify) return;
     const key = `${JOB_NOTIFY_PREFIX}${name}`;
+    if (result.deferred) return;
     if (result.ok) return notify.resolve(key, { reason: `The job "${name}" runs again: its last run succeeded.` });
     const threshold = this.deps.notifyAfterFailures ?? 3;
     if (stopped || failuresInARow < threshold) return;
