@@ -2,7 +2,9 @@ import type { Server } from 'node:http';
 import { KeepAlive } from '../auth/keep-alive.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
+import { Mailbox } from '../graph/mailbox.ts';
 import { fireClaims, Scheduler } from '../jobs/index.ts';
+import { ScheduleZone } from '../jobs/schedule-zone.ts';
 import { createApp, serve } from '../web/index.ts';
 import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
 
@@ -10,7 +12,7 @@ import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
  * `mailbox-agent start`: the sandbox (when no tenant is configured), the web UI and the scheduler.
  * Reads top to bottom: runtime → app → listen → schedule → shut down on a signal.
  */
-export async function startServer(config: Config, log: Logger, options: { installSignalHandlers?: boolean; shutdownGraceMs?: number } = {}): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
+export async function startServer(config: Config, log: Logger, options: { installSignalHandlers?: boolean; shutdownGraceMs?: number; zoneCheckMs?: number } = {}): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
   const rt = await createRuntime(config, { log, sandbox: 'own' });
   if (rt.endpoints.sandbox) {
     log.info(`mailbox-agent is running against the built-in Microsoft 365 sandbox (MS_CLIENT_ID is not set). Open ${rt.publicUrl} and sign in as alice@contoso.test (password: sandbox).`);
@@ -27,7 +29,10 @@ export async function startServer(config: Config, log: Logger, options: { instal
   // Shutdown, for runs started from the web (Run now, the API) as for scheduled ones: stop at the next safe point, then abort.
   const runStop = new AbortController();
   const runAbort = new AbortController();
-  const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), rt.jobs.timezone, authGate, fireClaims(rt.store));
+  // Schedules run in the jobs file's zone, else the mailbox's own (known once someone is signed in), else UTC.
+  const zone = scheduleZoneOf(rt);
+  const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), (await zone.load()).name, authGate, fireClaims(rt.store));
+  zone.onChange((z) => void scheduler.setTimezone(z.name).catch((error) => log.warn({ err: error }, 're-scheduling in the new time zone failed')));
   const app = createApp({
     auth: rt.auth,
     runner: rt.runner,
@@ -43,10 +48,14 @@ export async function startServer(config: Config, log: Logger, options: { instal
   });
   const web = await serve(app, { port: config.port, host: config.host, log: log.child({ component: 'web' }) });
   scheduler.start();
+  void zone.refresh().catch((error) => log.warn({ err: error }, 'time zone check failed'));
   await rt.runner.settleRemovedJobs();
   // Keep-alive refresh every KEEPALIVE_DAYS even when no job runs, plus notification reminders and retries.
   const upkeep = new KeepAlive({ auth: rt.appOnly ? undefined : rt.auth, notifier: rt.notifier, log: log.child({ component: 'keep-alive' }) });
   upkeep.start();
+  // A new sign-in (here, or `signin` in another process) or a day-old setting: the zone is read again.
+  const zoneCheck = setInterval(() => void zone.refresh().catch((error) => log.warn({ err: error }, 'time zone check failed')), options.zoneCheckMs ?? 5_000);
+  zoneCheck.unref();
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -54,6 +63,7 @@ export async function startServer(config: Config, log: Logger, options: { instal
       const graceMs = options.shutdownGraceMs ?? 30_000;
       const drained = web.close();
       runStop.abort();
+      clearInterval(zoneCheck);
       const [clean, answered] = await Promise.all([scheduler.stop(graceMs), settlesWithin(drained, graceMs)]);
       if (!answered) {
         log.warn({ graceMs }, 'a request did not finish in time; aborting the run behind it');
@@ -71,6 +81,32 @@ export async function startServer(config: Config, log: Logger, options: { instal
     process.once('SIGTERM', onSignal);
   }
   return { rt, server: web.server, stop };
+}
+
+/**
+ * The mailbox's zone is asked for only when someone may be: delegated, a signed-in account (its sign-in time
+ * marks a new sign-in, after which the zone is read again); app-only, once confinement is proven (or ALLOW_UNCONFINED).
+ */
+function scheduleZoneOf(rt: Runtime): ScheduleZone {
+  const mailbox = new Mailbox(rt.graph, rt.appOnly?.mailboxRoot ?? '/me');
+  const appOnly = rt.appOnly;
+  return new ScheduleZone({
+    fileZone: rt.jobs.timezone,
+    store: rt.store,
+    readSettings: () => mailbox.settings(),
+    identity: appOnly
+      ? async () => {
+        const proof = await appOnly.guard.lastProof();
+        const mayRun = proof?.state === 'confined' || (proof?.state === 'unconfined' && appOnly.guard.allowUnconfined);
+        return mayRun ? `app-only ${appOnly.mailboxRoot}` : undefined;
+      }
+      : async () => {
+        if ((await rt.auth.status()).state !== 'ready') return undefined;
+        const account = await rt.auth.account();
+        return account ? `${account.oid} signed in ${account.signedInAt}` : undefined;
+      },
+    log: rt.log.child({ component: 'schedule-zone' }),
+  });
 }
 
 /** Whether `promise` settles within `ms` (the timer never keeps the process alive). */

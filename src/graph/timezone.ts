@@ -64,6 +64,8 @@ export interface JobZone {
   iana: string;
   outlookName: string;
   source: 'jobs file' | 'mailbox' | 'default';
+  /** Why UTC (source `default`), saying how to choose the zone. */
+  reason?: string;
 }
 
 /**
@@ -82,9 +84,10 @@ export async function jobTimeZone(fileZone: string | undefined, readSettings: ()
     name = (await readSettings()).timeZone;
   } catch (error) {
     if (!(error instanceof GraphError) || error.statusCode !== 403) throw error;
-    log.warn({ status: error.statusCode }, 'Graph refused the mailbox\'s settings (mailboxSettings, 403; Outlook.com accounts get this), so its time zone is unknown: dates are in UTC. Set timezone: in the jobs file (an IANA name such as Europe/London) to choose.');
-    return { iana: 'UTC', outlookName: 'UTC', source: 'default' };
+    const reason = 'Graph refused the mailbox\'s settings (mailboxSettings, 403; Outlook.com accounts get this), so its time zone is unknown: dates are in UTC. Set timezone: in the jobs file (an IANA name such as Europe/London) to choose.';
+    log.warn({ status: error.statusCode }, reason);
+    return { iana: 'UTC', outlookName: 'UTC', source: 'default', reason };
   }
-  if (!name) return { iana: 'UTC', outlookName: 'UTC', source: 'default' };
+  if (!name) return { iana: 'UTC', outlookName: 'UTC', source: 'default', reason: 'The mailbox\'s settings name no time zone, so dates are in UTC. Set timezone: in the jobs file to choose one.' };
   return { iana: toIana(name), outlookName: name, source: 'mailbox' };
 }

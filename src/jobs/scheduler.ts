@@ -17,12 +17,23 @@ export class Scheduler {
   /** Why runs are paused (e.g. "needs-signin: …"), so the log says it once, not on every tick. */
   private paused?: string;
 
+  /** IANA zone the cron expressions are read in; UTC unless told (node-cron's own default, the host's zone, never). */
+  private zone: string;
+  private started = false;
+
   /**
+   * `timezone`: the zone to start with (jobs/schedule-zone.ts decides which; `setTimezone` changes it later).
    * `gate` (optional) says why no job can run right now (signed out, a new sign-in needed), or undefined.
    * While it does, ticks are skipped without a run, a failure record or a log line each; one line when
    * the pause starts and one when it ends (the person is told through the notifier by auth itself).
    */
-  constructor(private readonly runner: JobRunner, private readonly log: Logger, private readonly timezone?: string, private readonly gate?: () => Promise<string | undefined>, private readonly claims?: RunCoordinator) {}
+  constructor(private readonly runner: JobRunner, private readonly log: Logger, timezone?: string, private readonly gate?: () => Promise<string | undefined>, private readonly claims?: RunCoordinator) {
+    this.zone = timezone ?? 'UTC';
+  }
+
+  get timezone(): string {
+    return this.zone;
+  }
 
   private async pausedBecause(): Promise<string | undefined> {
     const reason = await this.gate?.().catch(() => undefined);
@@ -33,25 +44,43 @@ export class Scheduler {
   }
 
   start(): void {
+    this.started = true;
+    for (const job of this.runner.jobs) this.tasks.set(job.name, this.schedule(job));
+    this.log.info({ jobs: [...this.tasks.keys()], timezone: this.zone }, 'scheduler started');
+  }
+
+  /**
+   * Re-schedules every job in `timezone` (the mailbox's zone became known or changed). A run in progress goes on;
+   * the runner refuses to start the same job twice.
+   */
+  async setTimezone(timezone: string): Promise<void> {
+    if (timezone === this.zone) return;
+    this.zone = timezone;
+    if (!this.started || this.stopping.signal.aborted) return;
     for (const job of this.runner.jobs) {
-      const task = cron.schedule(
-        job.schedule,
-        async () => {
-          if (this.stopping.signal.aborted || (await this.pausedBecause())) return;
-          const run = this.runner.run(job.name, { stop: this.stopping.signal, signal: this.aborting.signal }).catch((error) => this.log.warn({ job: job.name, err: error }, 'scheduled run skipped'));
-          this.inflight.add(run);
-          try {
-            await run;
-          } finally {
-            this.inflight.delete(run);
-          }
-        },
-        // With `claims` (jobs/lock.ts fireClaims), of several instances sharing the store only one runs each fire.
-        { name: job.name, noOverlap: true, timezone: this.timezone, ...(this.claims ? { distributed: true, runCoordinator: this.claims } : {}) },
-      );
-      this.tasks.set(job.name, task);
+      const old = this.tasks.get(job.name);
+      this.tasks.set(job.name, this.schedule(job));
+      await old?.destroy();
     }
-    this.log.info({ jobs: [...this.tasks.keys()] }, 'scheduler started');
+    this.log.info({ timezone }, 'jobs re-scheduled in a new time zone');
+  }
+
+  private schedule(job: { name: string; schedule: string }): ScheduledTask {
+    return cron.schedule(
+      job.schedule,
+      async () => {
+        if (this.stopping.signal.aborted || (await this.pausedBecause())) return;
+        const run = this.runner.run(job.name, { stop: this.stopping.signal, signal: this.aborting.signal }).catch((error) => this.log.warn({ job: job.name, err: error }, 'scheduled run skipped'));
+        this.inflight.add(run);
+        try {
+          await run;
+        } finally {
+          this.inflight.delete(run);
+        }
+      },
+      // With `claims` (jobs/lock.ts fireClaims), of several instances sharing the store only one runs each fire.
+      { name: job.name, noOverlap: true, timezone: this.zone, ...(this.claims ? { distributed: true, runCoordinator: this.claims } : {}) },
+    );
   }
 
   nextRun(name: string): Date | null {
@@ -64,6 +93,7 @@ export class Scheduler {
    * Returns whether every run ended within the grace period.
    */
   async stop(timeoutMs = 30_000): Promise<boolean> {
+    this.started = false;
     for (const task of this.tasks.values()) await task.destroy();
     this.tasks.clear();
     this.stopping.abort();
@@ -83,8 +113,8 @@ export class Scheduler {
   }
 }
 
-/** The next time a cron expression fires, without scheduling anything. */
-export function nextRunOf(schedule: string, timezone?: string): Date | null {
+/** The next time a cron expression fires in `timezone` (UTC when not given, never the host's zone), without scheduling anything. */
+export function nextRunOf(schedule: string, timezone = 'UTC'): Date | null {
   // getNextRun() is null on a task that is not started; getNextRuns() computes from the pattern alone.
   const task = cron.createTask(schedule, () => undefined, { timezone });
   try {
