@@ -15,6 +15,8 @@ import type { GraphRequestLogEntry, TokenRequestLogEntry } from '../../src/sandb
 import { cli } from '../helpers/cli.ts';
 import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
 import { installedPackage } from '../helpers/installed-package.ts';
+import { freePort } from '../helpers/servers.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { seededRandom } from './figures.ts';
 
 export const ALICE = 'alice@contoso.test';
@@ -160,7 +162,7 @@ export interface CrashFigures {
  * end. Returns the figures; asserts everything the issue asks (no change twice, once-only at most once, skipped ones
  * reported, grant alive, store opens cleanly).
  */
-export async function crashProof(options: { messages: number; kills: number; seed: number }): Promise<CrashFigures> {
+export async function crashProof(options: { messages: number; kills: number; seed: number; via?: 'run' | 'start' }): Promise<CrashFigures> {
   const random = seededRandom(options.seed);
   const hook = await webhookServer();
   const rules = proofRules(hook.url);
@@ -196,11 +198,38 @@ export async function crashProof(options: { messages: number; kills: number; see
       logs.drain();
       const graphAtStart = logs.graph.length;
       const refreshesAtStart = logs.tokens.filter((t) => t.grantType === 'refresh_token').length;
-      const child = spawn(bin, ['run', 'proof', '--json'], { cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...h.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const port = options.via === 'start' ? await freePort() : 0;
+      const args = options.via === 'start' ? ['start'] : ['run', 'proof', '--json'];
+      const child = spawn(bin, args, { cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...h.env, ...(port ? { PORT: String(port) } : {}) }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
+      let answered: Promise<number> | undefined;
+      if (options.via === 'start') {
+        // `start`, then "Run now" through the API once it listens; the answer is the run's JSON.
+        child.stderr.on('data', (d) => (stderr += d));
+        child.stdout.on('data', (d) => (stderr += d));
+        answered = (async () => {
+          for (;;) {
+            if (child.exitCode !== null || child.signalCode !== null) return -1;
+            const up = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+            if (up) break;
+            await sleep(50);
+          }
+          try {
+            const res = await fetch(`http://127.0.0.1:${port}/api/jobs/proof/run`, { method: 'POST' });
+            stdout = await res.text();
+            const result = JSON.parse(stdout) as { ok: boolean; errorCode?: string };
+            return result.errorCode === 'NEEDS_SIGNIN' ? 2 : res.ok && result.ok ? 0 : 1;
+          } catch {
+            return -1; // killed while the run was in flight
+          } finally {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+          }
+        })();
+      } else {
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+      }
       let killed = false;
       let killedAt = 0;
       const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
@@ -227,7 +256,8 @@ export async function crashProof(options: { messages: number; kills: number; see
         if (point.kind === 'time' && logs.graph.length > graphAtStart) firstRequestAt ??= Date.now();
         if (point.kind === 'time' && firstRequestAt !== undefined && Date.now() - firstRequestAt >= point.ms) kill();
       }, 2);
-      const code = await exited;
+      const exitCode = await exited;
+      const code = answered ? await answered : exitCode;
       if (watch) clearInterval(watch);
       logs.drain();
       writeFileSync(path.join(logDir, `run-${runs}.log`), `${stdout}\n${stderr}`);
@@ -345,6 +375,7 @@ export async function crashProof(options: { messages: number; kills: number; see
     logs.drain();
     assert.ok(!logs.tokens.some((t) => t.aadsts === 70008), 'the stored refresh token still works');
     // The store opens cleanly in a fresh process (status reads the tokens and the job's last run) and here.
+    logs.drain();
     const status = await cli(['status', '--json'], h.env, h.dir);
     assert.equal(status.code, 0, status.stdout + status.stderr);
     const state = JSON.parse(status.stdout) as { state: string; jobs: { name: string; lastResult?: { ok: boolean } }[] };

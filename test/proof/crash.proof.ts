@@ -18,3 +18,15 @@ test('crash safety: kill -9 at seeded random points of `mailbox-agent run --json
   });
   assert.equal(f.lost + f.doubled, 0);
 });
+
+test('crash safety, the server: `mailbox-agent start` killed with -9 while a "Run now" is in flight, restarted each time, then let finish', { timeout: 60 * 60_000 }, async () => {
+  const seed = proofSeed();
+  const messages = Number(process.env.PROOF_MESSAGES ?? (FULL ? 1000 : 200));
+  const kills = Number(process.env.PROOF_START_KILLS ?? (FULL ? 10 : 3));
+  const f = await crashProof({ messages, kills, seed, via: 'start' });
+  writeFigures({
+    area: 'crash-start', cases: f.messages, injected: f.killsLanded, survived: f.survived, lost: f.lost, doubled: f.doubled, leaked: 0,
+    notes: { seed, killPoints: f.kills, killsLanded: f.killsLanded, runs: f.runs, reportedUnsure: f.reportedUnsure, grantLostInUnclosableWindow: f.grantLostInUnclosableWindow, points: f.killPoints },
+  });
+  assert.equal(f.lost + f.doubled, 0);
+});
