@@ -12,6 +12,7 @@ import { createFetch, type FetchLike } from '../config/transport.ts';
 import { GraphClient } from '../graph/client.ts';
 import { RequestBudget } from '../graph/request-budget.ts';
 import { JobRunner, nextRunOf } from '../jobs/index.ts';
+import { readScheduleZone } from '../jobs/schedule-zone.ts';
 import { Notifier } from '../notify/index.ts';
 import type { Sandbox } from '../sandbox/index.ts';
 import { loadOrCreateTokenKey, openStore, type Store } from '../store/index.ts';
@@ -138,10 +139,12 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
   const appOnly = rt.appOnly ? await appOnlyStatus(rt.appOnly, auth.state === 'ready') : undefined;
   // App-only with a working token but no proof of confinement: the person must act on the confinement.
   const confinementProblem = appOnly && auth.state === 'ready' && !appOnly.mayRun ? appOnly.confinement : undefined;
+  // The schedules' zone: the jobs file's, else the mailbox's (cached by the running agent), else UTC; never the host's.
+  const timezone = await readScheduleZone(rt.jobs.timezone, rt.store);
   const jobs = await Promise.all(
     rt.jobs.jobs.map(async (job) => {
       const last = await rt.runner.lastRun(job.name);
-      const next = nextRun?.(job.name) ?? nextRunOf(job.schedule, rt.jobs.timezone);
+      const next = nextRun?.(job.name) ?? nextRunOf(job.schedule, timezone.name);
       return {
         name: job.name,
         type: job.type,
@@ -171,6 +174,7 @@ export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date 
     ...(auth.nextAttemptAt ? { nextAttemptAt: auth.nextAttemptAt } : {}),
     signinUrl: rt.signinUrl,
     ...(appOnly ? { app: appOnly.app, confinement: appOnly.confinement, ...(appOnly.warnings.length ? { warnings: appOnly.warnings } : {}) } : {}),
+    timezone,
     jobs,
     recentActions: await rt.runner.recentActions({ limit: 20 }),
   };
