@@ -22,6 +22,21 @@ Examples:
   mailbox-agent run triage --json | jq '.actions | length'
 
 ${EXITS}`,
+  explain: `Usage: mailbox-agent explain <job> [--message ID | --subject TEXT | --last N] [--json]
+
+For each message, every rule of an inbox-rules job in order, matched or not, with the key that
+decided it ("fromDomain news.example.com matched sender news@news.example.com"), and the actions
+it would take. Reads the mailbox only; changes nothing.
+  --message ID    that one message (its id, e.g. from run --json)
+  --subject TEXT  the newest messages of the job's folder whose subject contains TEXT (up to N)
+  --last N        the N newest messages of the job's folder (default 10)
+  --json          print {job, messages: [{messageId, subject, from, receivedDateTime, rules: [{rule, matched, because, actions}]}]}
+
+Examples:
+  mailbox-agent explain triage --subject invoice
+  mailbox-agent explain triage --last 3 --json
+
+${EXITS}`,
   status: `Usage: mailbox-agent status [--json]
 
 Who is signed in, the token's state (with the reason and what to do when a person is needed),

@@ -1,8 +1,11 @@
 import { parseArgs } from 'node:util';
-import { AgentError, EXIT, describeError, exitCodeFor, loadConfig, type Config } from '../config/index.ts';
-import { codeNeedsPerson } from '../config/errors.ts';
-import { createLogger, type Logger } from '../config/logger.ts';
-import { createRuntime, buildStatus, type Runtime } from './runtime.ts';
+// Only what every command needs is imported here (errors.ts imports nothing): each command loads its own
+// modules when it runs, so `--help` loads no configuration, zod, pino or express, and `status` no web stack,
+// HTTP client or sandbox (docs/BENCHMARKS.md, "The CLI as a user waits for it").
+import { AgentError, EXIT, codeNeedsPerson, describeError, exitCodeFor } from '../config/errors.ts';
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../config/logger.ts';
+import type { Runtime } from './runtime.ts';
 import { helpFor } from './help.ts';
 
 const USAGE = `Usage: mailbox-agent <command> [options]
@@ -11,6 +14,8 @@ Commands:
   start                      web UI and scheduler (the sandbox too, when MS_CLIENT_ID is unset)
   run <job> [--dry-run] [--json]
                              run one job once now
+  explain <job> [--message ID | --subject TEXT | --last N] [--json]
+                             why each rule did or did not match, and what it would do
   status [--json]            who is signed in, token state, jobs
   signin --device            sign in on a machine with no browser (device code)
   signout                    forget every token of the account
@@ -72,10 +77,6 @@ export function progressLine(stream: NodeJS.WriteStream, job: string) {
   };
 }
 
-function rtAllowsUnconfined(rt: Runtime): boolean {
-  return rt.appOnly?.guard.allowUnconfined === true;
-}
-
 function parse(args: string[], options: Record<string, { type: 'boolean' | 'string'; short?: string }>, positionals = 0): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     const parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true });
@@ -86,14 +87,16 @@ function parse(args: string[], options: Record<string, { type: 'boolean' | 'stri
   }
 }
 
-function setup(env: NodeJS.ProcessEnv, quiet = false): { config: Config; log: Logger } {
+async function setup(env: NodeJS.ProcessEnv, quiet = false): Promise<{ config: Config; log: Logger }> {
+  const [{ loadConfig }, { createLogger }] = await Promise.all([import('../config/index.ts'), import('../config/logger.ts')]);
   const config = loadConfig(env);
   const log = createLogger({ level: quiet && config.logLevel === 'info' ? 'warn' : config.logLevel });
   return { config, log };
 }
 
 async function withRuntime<T>(env: NodeJS.ProcessEnv, quiet: boolean, work: (rt: Runtime) => Promise<T>): Promise<T> {
-  const { config, log } = setup(env, quiet);
+  const { config, log } = await setup(env, quiet);
+  const { createRuntime } = await import('./runtime.ts');
   const rt = await createRuntime(config, { log, sandbox: 'shared' });
   try {
     return await work(rt);
@@ -105,7 +108,7 @@ async function withRuntime<T>(env: NodeJS.ProcessEnv, quiet: boolean, work: (rt:
 const COMMANDS: Record<string, Command> = {
   async start(args, env) {
     parse(args, {});
-    const { config, log } = setup(env);
+    const { config, log } = await setup(env);
     const { startServer } = await import('./server.ts');
     await startServer(config, log);
     return new Promise<number>(() => undefined);
@@ -125,7 +128,7 @@ const COMMANDS: Record<string, Command> = {
       } else {
         const verb = result.dryRun ? 'would take' : 'took';
         console.log(`${result.job}: examined ${result.examined} message(s), ${verb} ${result.actions.length} action(s), ${result.graphRequests} Graph request(s).`);
-        for (const a of result.actions) console.log(`  ${a.result.padEnd(7)} ${a.rule}: ${a.action}${a.value !== undefined && a.value !== true ? ` ${JSON.stringify(a.value)}` : ''}  "${a.subject ?? a.messageId}"${a.error ? ` (${a.error})` : ''}`);
+        for (const a of result.actions) console.log(`  ${a.result.padEnd(7)} ${a.rule}: ${a.action}${a.value !== undefined && a.value !== true ? ` ${JSON.stringify(a.value)}` : ''}  "${a.subject ?? a.messageId}"${a.error ? ` (${a.error})` : ''}${a.because ? ` because ${a.because}` : ''}`);
         if (!result.ok) console.error(`mailbox-agent: ${result.job} failed: ${result.error}`);
       }
       if (result.ok) return EXIT.ok;
@@ -133,9 +136,20 @@ const COMMANDS: Record<string, Command> = {
     });
   },
 
+  async explain(args, env) {
+    const { runExplain } = await import('./explain.ts');
+    return runExplain(args, (work) => withRuntime(env, true, work));
+  },
+
   async status(args, env) {
     const { values } = parse(args, { json: { type: 'boolean' } });
-    return withRuntime(env, true, async (rt) => {
+    const { config, log } = await setup(env, true);
+    const { buildStatus, openStatusRuntime } = await import('./status-runtime.ts');
+    // Delegated status reads the store only; app-only status proves the confinement through Graph (full runtime).
+    const rt = config.authMode === 'delegated'
+      ? await openStatusRuntime(config, log)
+      : await (await import('./runtime.ts')).createRuntime(config, { log, sandbox: 'shared' });
+    try {
       const status = await buildStatus(rt);
       if (values.json) {
         console.log(JSON.stringify(status));
@@ -152,9 +166,11 @@ const COMMANDS: Record<string, Command> = {
           console.log(`job ${job.name}: "${job.schedule}", next ${job.nextRun ?? '-'}, last ${last}`);
         }
       }
-      const confinementOk = !status.confinement || status.confinement.state === 'confined' || (status.confinement.state === 'unconfined' && rtAllowsUnconfined(rt));
+      const confinementOk = !status.confinement || status.confinement.state === 'confined' || (status.confinement.state === 'unconfined' && rt.appOnly?.guard.allowUnconfined === true);
       return status.state === 'ready' && confinementOk ? EXIT.ok : EXIT.needsPerson;
-    });
+    } finally {
+      await rt.close();
+    }
   },
 
   async signin(args, env) {
@@ -217,7 +233,7 @@ const COMMANDS: Record<string, Command> = {
 
   async sandbox(args, env) {
     parse(args, {});
-    const { config, log } = setup(env);
+    const { config, log } = await setup(env);
     const { startSandbox } = await import('../sandbox/index.ts');
     const path = await import('node:path');
     const sandbox = await startSandbox({ dataDir: path.join(config.dataDir, 'sandbox'), port: config.sandboxPort });

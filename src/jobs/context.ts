@@ -26,6 +26,8 @@ export interface ActionRecord {
    */
   result: 'done' | 'planned' | 'failed' | 'skipped' | 'unsure';
   error?: string;
+  /** In a dry run of inbox rules: why the rule matched ("fromDomain news.example.com matched sender …"). */
+  because?: string;
 }
 
 /** What every job receives. Jobs never import clients: all I/O goes through this. */

@@ -188,7 +188,8 @@ function planPage(ctx: JobContext, job: InboxRulesJob, page: GraphPage<GraphMess
     const act = from.phase === 'incremental' || job.backfill || (from.actSince !== undefined && Date.parse(message.receivedDateTime ?? '') >= from.actSince - ACT_SINCE_SLACK_MS);
     if (!act) continue;
     const view = toMessageView(message);
-    const planned = planActions(job.rules, view, ctx.runStart);
+    // A dry run says why each action would happen (`because`), as `explain` does.
+    const planned = planActions(job.rules, view, ctx.runStart, { explain: ctx.dryRun });
     if (planned.length > 0) work.push({ message: slim(message), subject: view.subject, categories: view.categories, planned });
   }
   return { nextLink: page.nextLink, deltaLink: page.deltaLink, work };
@@ -473,10 +474,11 @@ async function saveLedgers(ctx: JobContext, items: MessageWork[]): Promise<void>
  * 50,000-message mailbox: ~9 MB; docs/BENCHMARKS.md, peak RSS).
  */
 function recordOf(item: MessageWork, step: PlannedAction, result: ActionRecord['result'], error?: string): ActionRecord {
-  const { rule, action, value } = step;
-  return error === undefined
+  const { rule, action, value, because } = step;
+  if (error !== undefined) return { messageId: item.message.id, rule, action, value, subject: item.subject, result, error };
+  return because === undefined
     ? { messageId: item.message.id, rule, action, value, subject: item.subject, result }
-    : { messageId: item.message.id, rule, action, value, subject: item.subject, result, error };
+    : { messageId: item.message.id, rule, action, value, subject: item.subject, result, because };
 }
 
 function actionId(step: PlannedAction): string {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MatchSpec, Rule } from '../../src/config/jobs-file.ts';
-import { matches, needsBody, planActions, selectFor, stripHtml, toMessageView } from '../../src/jobs/rules.ts';
+import { explainRules, matches, needsBody, planActions, selectFor, stripHtml, toMessageView } from '../../src/jobs/rules.ts';
 import type { MessageView } from '../../src/jobs/rules.ts';
 
 const runStart = new Date('2024-06-15T12:00:00Z');
@@ -361,5 +361,36 @@ describe('planActions', () => {
 
   it('plans nothing when no rule matches', () => {
     assert.deepEqual(plan([rule('a', { isRead: true }, [{ delete: true }])]), []);
+  });
+});
+
+describe('explainRules', () => {
+  it('names the deciding key of every rule, matched or not, and what a stop hides', () => {
+    const rules = [
+      rule('invoices', { subjectMatches: '^Invoice' }, [{ categorize: ['Finance'] }]),
+      rule('news', { fromDomain: 'news.example.com', isRead: false }, [{ moveTo: 'News' }], true),
+      rule('later', { isRead: false }, [{ flag: true }]),
+    ];
+    const out = explainRules(rules, view({ subject: 'Re: invoice' }), runStart);
+    assert.deepEqual(out.map((r) => [r.rule, r.matched, r.because]), [
+      ['invoices', false, "subjectMatches ^Invoice did not match 'Re: invoice'"],
+      ['news', true, 'fromDomain news.example.com matched sender letters@news.example.com; isRead false matched (the message is unread)'],
+      ['later', false, 'not looked at: an earlier matching rule has stop: true'],
+    ]);
+    assert.deepEqual(out[1]!.actions.map((a) => [a.action, a.value]), [['moveTo', 'News']]);
+  });
+
+  it('explains any: the sub-match that held, or why none did', () => {
+    const any = rule('any', { any: [{ from: 'x@example.com' }, { subjectContains: 'weekly' }] }, [{ flag: true }]);
+    assert.equal(explainRules([any], view(), runStart)[0]!.because, "any[1]: subjectContains weekly matched 'Weekly digest'");
+    const none = explainRules([any], view({ subject: 'Hi' }), runStart)[0]!;
+    assert.equal(none.matched, false);
+    assert.equal(none.because, "any: none matched ([0] from x@example.com did not match sender letters@news.example.com | [1] subjectContains weekly did not match 'Hi')");
+  });
+
+  it('planActions with explain gives each step its rule\'s reason; without, none', () => {
+    const rules = [rule('news', { fromDomain: 'news.example.com' }, [{ markRead: true }])];
+    assert.deepEqual(planActions(rules, view(), runStart, { explain: true }), [{ rule: 'news', action: 'markRead', value: true, because: 'fromDomain news.example.com matched sender letters@news.example.com' }]);
+    assert.deepEqual(planActions(rules, view(), runStart), [{ rule: 'news', action: 'markRead', value: true }]);
   });
 });
