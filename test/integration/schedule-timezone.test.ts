@@ -6,9 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import supertest from 'supertest';
+import { startServer } from '../../src/cli/server.ts';
+import { loadConfig } from '../../src/config/index.ts';
 import { createFetch } from '../../src/config/transport.ts';
-import { signIn, type Harness } from '../helpers/harness.ts';
-import { startAgentServer } from '../helpers/server.ts';
+import { SANDBOX_CLIENT_SECRET, SANDBOX_CONFIDENTIAL_CLIENT_ID, SANDBOX_TENANT_ID, startSandbox } from '../../src/sandbox/index.ts';
+import { logCapture, signIn, type Harness } from '../helpers/harness.ts';
+import { freePort, startAgentServer } from '../helpers/server.ts';
 
 /** One daily job at 07:00, with or without the jobs file's `timezone:`. */
 function jobsFile(timezone?: string): string {
@@ -115,6 +118,38 @@ describe('scheduled jobs run in the mailbox\'s own time zone unless the jobs fil
       assert.ok(srv.logs.some((l) => /"level":"warn"/.test(l) && /refused the mailbox's settings/.test(l)), 'a warning was logged');
       const refused = srv.sandbox.admin.graphRequests().filter((g) => /mailboxSettings/.test(g.path));
       assert.equal(refused.at(-1)?.status, 403, 'the sandbox refused it for real');
+    });
+  });
+
+  describe('app-only (MAILBOX=alice@contoso.test, "W. Europe Standard Time"), confined by an access policy', () => {
+    let stop: () => Promise<void>;
+    let url: string;
+    let sandbox: Awaited<ReturnType<typeof startSandbox>>;
+    before(async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'ma-tz-app-'));
+      sandbox = await startSandbox({ dataDir: path.join(dir, 'sandbox'), port: 0 });
+      sandbox.admin.setAccessPolicy(SANDBOX_CONFIDENTIAL_CLIENT_ID, ['alice@contoso.test']);
+      const port = await freePort();
+      url = `http://127.0.0.1:${port}`;
+      const config = loadConfig({
+        DATA_DIR: dir, STORE_URL: `sqlite://${path.join(dir, 'agent.sqlite')}`, AGENT_CONFIG: jobsFile(), PORT: String(port),
+        SANDBOX_PORT: new URL(sandbox.url).port, AUTH_MODE: 'app-only', MS_CLIENT_ID: SANDBOX_CONFIDENTIAL_CLIENT_ID,
+        MS_CLIENT_SECRET: SANDBOX_CLIENT_SECRET, MS_TENANT: SANDBOX_TENANT_ID, MS_AUTHORITY_HOST: sandbox.url, MS_GRAPH_URL: sandbox.url,
+        MAILBOX: 'alice@contoso.test', CANARY_MAILBOX: 'bob@contoso.test',
+      }, { envFile: false, cwd: dir });
+      ({ stop } = await startServer(config, logCapture().log, { installSignalHandlers: false }));
+    });
+    after(async () => {
+      await stop();
+      await sandbox.close();
+    });
+
+    test('once confinement is proven, the zone is read from MAILBOX\'s settings: 07:00 Berlin', async () => {
+      const s = await statusWhen({ url } as Server, (x) => x.timezone.source === 'mailbox');
+      assert.equal(s.timezone.name, 'Europe/Berlin');
+      assert.equal(localTime(s.jobs[0]!.nextRun, 'Europe/Berlin'), '07:00');
+      const asked = sandbox.admin.graphRequests().filter((g) => /mailboxSettings/.test(g.path));
+      assert.ok(asked.length >= 1 && asked.every((g) => g.status === 200 && g.path.includes('alice')), JSON.stringify(asked.map((g) => g.path)));
     });
   });
 });
