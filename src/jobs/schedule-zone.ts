@@ -62,7 +62,9 @@ export async function readScheduleZone(fileZone: string | undefined, store: Pick
  * The zone schedules run in: the jobs file's `timezone:`, else the mailbox's own setting (mailboxSettings
  * `timeZone`, a Windows or IANA name: docs/microsoft-notes.md "Batching, calendar, time zones"; cached in the store
  * and re-read at most daily, or right after a new sign-in), else UTC (Graph refuses Outlook.com mailboxes their
- * settings: docs/microsoft-notes.md "Registration settings and personal accounts in the sandbox"); never the host's zone, node-cron's default. Example: `const zone = new ScheduleZone(deps); const first = await zone.load(); zone.onChange((z) => scheduler.setTimezone(z.name)); await zone.refresh()`.
+ * settings: docs/microsoft-notes.md "Registration settings and personal accounts in the sandbox"); never the
+ * host's zone, node-cron's default.
+ * Example: `const scheduler = new Scheduler(runner, log, (await zone.load()).name); zone.onChange((z) => scheduler.setTimezone(z.name)); await zone.refresh()`.
  */
 export class ScheduleZone {
   private applied?: ScheduleTimeZone;
