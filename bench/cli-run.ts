@@ -1,5 +1,6 @@
 /**
- * The agent as a user runs it: `mailbox-agent run bench --json`, the real binary in its own process, with
+ * The agent as a user runs it: `mailbox-agent run bench --json`, the INSTALLED binary (the packed tarball,
+ * installed with --omit=dev: test/helpers/installed-package.ts) in its own process, with
  * the whole CLI loaded (configuration, store, delegated sign-in and token refresh, every module), signed in
  * with the device-code flow against the bench's sandbox. Its peak RSS is read by bench/peak-rss.mjs, a
  * preload that writes `process.resourceUsage().maxRSS` as the process exits.
@@ -9,7 +10,8 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { BIN, onTheDevicePage, startDeviceSignin } from '../test/helpers/cli.ts';
+import { onTheDevicePage, startDeviceSignin } from '../test/helpers/cli.ts';
+import { installedPackage } from '../test/helpers/installed-package.ts';
 import { RULES, USER, type SandboxInfo } from './common.ts';
 import type { FetchLike } from '../src/config/transport.ts';
 
@@ -44,9 +46,10 @@ export async function signedInAgent(sb: SandboxInfo, f: FetchLike): Promise<Reco
 export async function runCli(env: Record<string, string>): Promise<CliRun> {
   const rssFile = path.join(env.DATA_DIR!, `peak-rss-${Date.now()}`);
   const start = performance.now();
-  const child = spawn(process.execPath, ['--import', path.join(here, 'peak-rss.mjs'), BIN, 'run', 'bench', '--json'], {
+  const { bin } = await installedPackage();
+  const child = spawn(bin, ['run', 'bench', '--json'], {
     cwd: env.DATA_DIR,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, MA_PEAK_RSS_FILE: rssFile },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, NODE_OPTIONS: `--import=${path.join(here, 'peak-rss.mjs')}`, MA_PEAK_RSS_FILE: rssFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

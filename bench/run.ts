@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--cli yes|no] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
+ * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--cli yes|no] [--startup yes|no] [--runs 7] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
  *
  * The sandbox runs in its own process with 25 ms latency per HTTP request (a `$batch` pays it once: batching
  * saves round trips [json-batching]) and the 4-concurrent limit (batch sub-requests hold the slots); each
@@ -9,10 +9,11 @@
  * 4 in flight). --strict (default yes) runs the agent and the floor again with every `$batch` sub-request
  * also taking 25 ms in its slot (batching then saves no server time at all; naive has no batches, so it is
  * the same in both models). Then the agent alone on a 50,000-message inbox (no latency) for peak RSS.
- * --cli (default yes): the real binary too, `mailbox-agent run bench --json` on the same 50,000 messages,
- * signed in with the device-code flow, once as bin.js loads it (the build in dist/, current after `npm run
- * build`, which `npm run bench` does first) and once from the sources through tsx (MAILBOX_AGENT_SOURCES=1);
- * its peak RSS includes everything the CLI loads (bench/cli-run.ts).
+ * --cli (default yes): the INSTALLED binary too (the tarball npm pack makes, installed with --omit=dev), `mailbox-agent
+ * run bench --json` on the same 50,000 messages, signed in with the device-code flow, and the floor on the same inbox
+ * for the ratio; its peak RSS includes everything the CLI loads (bench/cli-run.ts).
+ * --startup (default yes) with --runs N (default 7): what a person waits for, on the installed binary: --help,
+ * status, a run with no new mail, start until /healthz answers (bench/cli-start.ts; alone: npm run bench:cli).
  * Peak RSS is the client process's maxRSS when its work is done (the agent: after its first run), before the
  * bench reads the sandbox's request log to count token requests.
  * --mem-timeline: each client samples process.memoryUsage() every 100 ms into a TSV (path printed) and
@@ -25,6 +26,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { runCli, signedInAgent, type CliRun } from './cli-run.ts';
+import { formatRows, startupRows } from './cli-start.ts';
 import { admin, sandboxFetch, USER, type SandboxInfo } from './common.ts';
 
 const args = process.argv.slice(2);
@@ -40,6 +42,9 @@ const withCli = opt('cli', 'yes') !== 'no';
 const here = path.dirname(new URL(import.meta.url).pathname);
 const memTimeline = args.includes('--mem-timeline');
 const nodeFlags = opt('node-flags', '').split(' ').filter(Boolean);
+const startup = opt('startup', 'yes') !== 'no';
+const startupRuns = Number(opt('runs', '7'));
+let startupTable = '';
 
 const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sandbox-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
 const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
@@ -81,9 +86,11 @@ try {
   if (strict) for (const kind of only.filter((k) => k !== 'naive')) results[`${kind}Strict`] = await scenario(kind, messages, 25, 25);
   if (big > 0) results.big = await scenario('agent', big, 0);
   if (big > 0 && withCli) {
+    // The installed binary (the packed tarball: it holds the build, not the sources) against the floor, same inbox.
     results.cli = await cliScenario(big, false) as unknown as Record<string, any>;
-    results.cliSources = await cliScenario(big, true) as unknown as Record<string, any>;
+    results.bigFloor = await scenario('floor', big, 0);
   }
+  if (startup) startupTable = formatRows(await startupRows(sb, f, startupRuns));
 } finally {
   child.kill('SIGTERM');
 }
@@ -97,7 +104,8 @@ if (results.naive) row('naive', results.naive);
 if (results.agentStrict) row('agent, strict model (25 ms per sub-request too)', results.agentStrict);
 if (results.floorStrict) row('floor, strict model', results.floorStrict);
 if (results.big) row(`agent, ${big} messages, no latency`, results.big);
-for (const r of [results.cli, results.cliSources]) if (r) row(`\`mailbox-agent run\` (${r.loaded === 'compiled' ? 'the build in dist/' : 'sources through tsx'}), ${big} messages, no latency`, { ...r, tokenRequests: '—' });
+if (results.cli) row(`installed \`mailbox-agent run\` (${results.cli.loaded === 'compiled' ? 'its build' : 'sources through tsx'}), ${big} messages, no latency`, { ...results.cli, tokenRequests: '—' });
+if (results.bigFloor) row(`floor, ${big} messages, no latency`, results.bigFloor);
 console.log(rows.join('\n'));
 if (results.agent) {
   const a = results.agent;
@@ -114,6 +122,8 @@ if (results.big) {
   const b = results.big;
   console.log(`agent at ${big} messages, at the end of the run: heap used ${b.endHeapMb} MB, external ${b.endExternalMb} MB, RSS ${b.endRssMb} MB (peak RSS ${b.peakRssMb} MB; ${b.processPeakRssMb} MB with the bench's closing reads of the sandbox log and the second run)`);
 }
+if (results.cli && results.bigFloor) console.log(`installed mailbox-agent run / floor at ${big} messages: time ${(results.cli.wallMs / results.bigFloor.wallMs).toFixed(2)}x (both whole processes)`);
+if (startupTable) console.log(`\nWhat a person waits for (the installed binary, whole process, ${startupRuns} runs each after a warm-up):\n${startupTable}`);
 if (memTimeline) {
   for (const [name, r] of Object.entries(results)) {
     const p = r.memAtPeak;

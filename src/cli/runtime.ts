@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DelegatedAuth, DELEGATED_SCOPES } from '../auth/delegated.ts';
@@ -11,11 +10,11 @@ import type { Logger } from '../config/logger.ts';
 import { createFetch, type FetchLike } from '../config/transport.ts';
 import { GraphClient } from '../graph/client.ts';
 import { RequestBudget } from '../graph/request-budget.ts';
-import { JobRunner, nextRunOf } from '../jobs/index.ts';
-import { readScheduleZone } from '../jobs/schedule-zone.ts';
+import { JobRunner } from '../jobs/index.ts';
 import { Notifier } from '../notify/index.ts';
 import type { Sandbox } from '../sandbox/index.ts';
-import { loadOrCreateTokenKey, openStore, type Store } from '../store/index.ts';
+import type { Store } from '../store/index.ts';
+import { openKeyedStore, publicUrlsOf, warnIfStoreUnlocked } from './status-runtime.ts';
 
 /** Everything the CLI, the web app and the scheduler share; wired once in `createRuntime`. */
 export interface Runtime {
@@ -78,12 +77,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     fetchImpl = createFetch(localSandboxTrust(config));
   }
 
-  const tokenKey = loadOrCreateTokenKey(config.dataDir, config.tokenKey);
-  const store = await openStore(config.storeUrl, tokenKey);
-  const uiSecret = createHmac('sha256', tokenKey).update('mailbox-agent dashboard sessions\0').update(config.adminPassword ?? '').digest();
+  const { store, uiSecret } = await openKeyedStore(config);
   closers.unshift(() => store.close());
-  const publicUrl = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
-  const signinUrl = `${publicUrl}/auth/signin`;
+  const { publicUrl, signinUrl } = publicUrlsOf(config);
   const notifier = new Notifier({
     url: config.notifyUrl,
     repeatMs: config.notifyRepeatHours * 3_600_000,
@@ -108,17 +104,15 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     notify: notifier,
     keepAliveMs: config.keepaliveDays * 86_400_000,
   });
-  if (store.lock.scope === 'process' && !/^(memory|sqlite):/i.test(config.storeUrl)) {
-    log.warn({ store: config.storeUrl.replace(/\/\/[^@/]*@/, '//…@') }, 'this store offers no lock across processes: run one mailbox-agent process per store (start, or run, not both at once) so a refresh token is never spent twice');
-  }
+  warnIfStoreUnlocked(store, config, log);
   // GRAPH_BUDGET, shared through the store by every job and every process on it (one mailbox per store).
-  const budget = new RequestBudget({ ...config.graphBudget, store, mailbox: config.authMode === 'app-only' ? config.mailbox! : 'me', log: log.child({ component: 'graph' }) });
+  const budget = new RequestBudget({ ...config.graphBudget, store, mailbox: config.authMode === 'app-only' ? config.mailbox! : 'me', log: log.child({ component: 'graph' }), now: options.now });
   // msal-node (~19 MB of RSS) is loaded only for app-only mode.
   const appOnly = config.authMode === 'app-only'
     ? (await import('../auth/app-only.ts')).createAppOnly({ config, endpoints, jobs, store, fetch: fetchImpl, log, notify: notifier, now: options.now, budget })
     : undefined;
   const tokens: TokenProvider = appOnly?.tokens ?? auth;
-  const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }), budget });
+  const graph = appOnly?.graph ?? new GraphClient({ graphUrl: endpoints.graphUrl, tokens: auth, fetch: fetchImpl, log: log.child({ component: 'graph' }), budget, now: options.now });
   const runner = new JobRunner({
     jobs, graph, mailboxRoot: appOnly?.mailboxRoot ?? '/me', store, log: log.child({ component: 'jobs' }), notifyUrl: config.notifyUrl,
     notify: notifier, notifyAfterFailures: config.notifyAfterFailures,
@@ -133,53 +127,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   };
 }
 
-/** The JSON of `status --json` and `GET /api/status` (DESIGN.md). */
-export async function buildStatus(rt: Runtime, nextRun?: (name: string) => Date | null) {
-  const auth = await rt.tokens.status();
-  const appOnly = rt.appOnly ? await appOnlyStatus(rt.appOnly, auth.state === 'ready') : undefined;
-  // App-only with a working token but no proof of confinement: the person must act on the confinement.
-  const confinementProblem = appOnly && auth.state === 'ready' && !appOnly.mayRun ? appOnly.confinement : undefined;
-  // The schedules' zone: the jobs file's, else the mailbox's (cached by the running agent), else UTC; never the host's.
-  const timezone = await readScheduleZone(rt.jobs.timezone, rt.store);
-  const jobs = await Promise.all(
-    rt.jobs.jobs.map(async (job) => {
-      const last = await rt.runner.lastRun(job.name);
-      const next = nextRun?.(job.name) ?? nextRunOf(job.schedule, timezone.name);
-      return {
-        name: job.name,
-        type: job.type,
-        schedule: job.schedule,
-        nextRun: next ? next.toISOString() : null,
-        lastRun: last?.at ?? null,
-        lastResult: last ? { ok: last.ok, examined: last.examined, actions: last.actions, failedActions: last.failedActions, ...(last.error ? { error: last.error } : {}) } : null,
-      };
-    }),
-  );
-  return {
-    mode: auth.mode,
-    target: rt.endpoints.sandbox ? 'sandbox' : 'microsoft',
-    account: auth.account,
-    state: auth.state,
-    // Readiness (GET /healthz is liveness): the agent can do its work now, without a person.
-    ready: auth.state === 'ready' && (!appOnly || appOnly.mayRun),
-    ...(confinementProblem ? { reason: confinementProblem.reason, ...(confinementProblem.remedy ? { remedy: confinementProblem.remedy } : {}) } : {}),
-    ...(auth.reason && !confinementProblem ? { reason: auth.reason } : {}),
-    ...(auth.remedy && !confinementProblem ? { remedy: auth.remedy } : {}),
-    ...(auth.accessTokenExpiresAt ? { accessTokenExpiresAt: auth.accessTokenExpiresAt } : {}),
-    ...(auth.grantedScopes ? { grantedScopes: auth.grantedScopes } : {}),
-    ...(auth.lastRefreshAt ? { lastRefreshAt: auth.lastRefreshAt } : {}),
-    ...(auth.refreshTokenIssuedAt ? { refreshTokenIssuedAt: auth.refreshTokenIssuedAt } : {}),
-    ...(auth.refreshTokenAgeDays !== undefined ? { refreshTokenAgeDays: auth.refreshTokenAgeDays } : {}),
-    ...(auth.nextKeepAliveAt ? { nextKeepAliveAt: auth.nextKeepAliveAt } : {}),
-    ...(auth.nextAttemptAt ? { nextAttemptAt: auth.nextAttemptAt } : {}),
-    signinUrl: rt.signinUrl,
-    ...(appOnly ? { app: appOnly.app, confinement: appOnly.confinement, ...(appOnly.warnings.length ? { warnings: appOnly.warnings } : {}) } : {}),
-    timezone,
-    jobs,
-    recentActions: await rt.runner.recentActions({ limit: 20 }),
-  };
-}
-export type Status = Awaited<ReturnType<typeof buildStatus>>;
+export { buildStatus, type Status } from './status-runtime.ts';
 
 /**
  * Trust for a sandbox that is named explicitly (MS_CLIENT_ID set, MS_AUTHORITY_HOST/MS_GRAPH_URL pointing at
@@ -192,24 +140,6 @@ function localSandboxTrust(config: Config): { origins: string[]; caPem: string }
   const origins = [...new Set([config.authorityHost.origin, config.graphUrl.origin])].filter((o) => local.has(o));
   if (!origins.length || !existsSync(caPath)) return undefined;
   return { origins, caPem: readFileSync(caPath, 'utf8') };
-}
-
-/** App-only additions to status: the app, its credential, the required permissions and the confinement proof. */
-async function appOnlyStatus(w: AppOnlyWiring, tokenWorks: boolean) {
-  // A stale or missing proof is renewed here (a confined one is cached for CONFINEMENT_TTL).
-  const proof = tokenWorks ? await w.guard.current().catch(() => w.guard.lastProof()) : await w.guard.lastProof();
-  const allowed = proof?.state === 'unconfined' && w.guard.allowUnconfined;
-  return {
-    mayRun: proof?.state === 'confined' || allowed,
-    warnings: [
-      ...(w.auth.credential.warning ? [`${w.auth.credential.warning} Renew it: mailbox-agent cert create, upload, update .env.`] : []),
-      ...(allowed ? ['UNCONFINED: the app can read other mailboxes; running anyway because ALLOW_UNCONFINED=true.'] : []),
-    ],
-    app: { clientId: w.guard.clientId, credential: w.auth.credential, requiredPermissions: w.permissions.application },
-    confinement: proof
-      ? { state: proof.state, checkedAt: proof.checkedAt, mailbox: proof.mailbox, canary: proof.canary, reason: proof.reason, ...(proof.mechanism ? { mechanism: proof.mechanism } : {}), ...(proof.remedy ? { remedy: proof.remedy } : {}), ...(proof.state === 'unconfined' ? { fix: w.guard.script() } : {}) }
-      : { state: 'unproven' as const, reason: 'Confinement is not proven yet: the proof runs at start, before each run when older than CONFINEMENT_TTL, and in doctor.', remedy: 'Run mailbox-agent doctor.' },
-  };
 }
 
 async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log: Logger): Promise<{ url: string; caPem: string; clientId: string; sandbox?: Sandbox }> {
