@@ -10,7 +10,7 @@ import { installedPackage } from '../helpers/installed-package.ts';
 import { cli } from '../helpers/cli.ts';
 import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
-test('a job lock in the shared store: a second holder (another process) is refused until release', async () => {
+test('a SQLite lock waiter that timed out got STORE_ERROR (SQLITE_BUSY) instead of LOCK_TIMEOUT: a second holder of a job is now refused as JOB_BUSY, naming the holder, until release', async () => {
   const file = `sqlite://${path.join(mkdtempSync(path.join(tmpdir(), 'ma-lock-')), 'agent.sqlite')}`;
   const a = await openStore(file, Buffer.alloc(32, 1));
   const b = await openStore(file, Buffer.alloc(32, 1));
