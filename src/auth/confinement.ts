@@ -265,6 +265,7 @@ const RBAC_ROLE: Record<GraphPermission, string> = {
   'Calendars.Read': 'Application Calendars.Read',
   'Calendars.ReadWrite': 'Application Calendars.ReadWrite',
   'MailboxSettings.Read': 'Application MailboxSettings.Read',
+  'Contacts.Read': 'Application Contacts.Read',
 };
 
 /**

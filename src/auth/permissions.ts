@@ -13,7 +13,7 @@ import type { PermissionUse } from '../jobs/rules/definition.ts';
  * The names are the same for delegated scopes and application permissions; in RBAC for Applications the role is
  * "Application <name>" [exchange permissions-exo application-rbac].
  */
-export type GraphPermission = 'Mail.Read' | 'Mail.ReadWrite' | 'Mail.Send' | 'Calendars.Read' | 'Calendars.ReadWrite' | 'MailboxSettings.Read';
+export type GraphPermission = 'Mail.Read' | 'Mail.ReadWrite' | 'Mail.Send' | 'Calendars.Read' | 'Calendars.ReadWrite' | 'MailboxSettings.Read' | 'Contacts.Read';
 
 export interface PermissionNeed {
   permission: GraphPermission;
@@ -31,7 +31,7 @@ export interface RequiredPermissions {
   notes: string[];
 }
 
-const ORDER: GraphPermission[] = ['Mail.Read', 'Mail.ReadWrite', 'Mail.Send', 'Calendars.Read', 'Calendars.ReadWrite', 'MailboxSettings.Read'];
+const ORDER: GraphPermission[] = ['Mail.Read', 'Mail.ReadWrite', 'Mail.Send', 'Calendars.Read', 'Calendars.ReadWrite', 'MailboxSettings.Read', 'Contacts.Read'];
 
 /**
  * Example: `requiredPermissions(jobsFile).application` → `['Mail.ReadWrite', 'MailboxSettings.Read']` for the sample triage job.
@@ -84,14 +84,18 @@ function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, n
 }
 
 /**
- * The scopes a delegated sign-in asks for: `base` (the agent's standing set) plus Calendars.ReadWrite when a
- * calendar rule answers or changes events, and only then (least privilege).
+ * The scopes a delegated sign-in asks for: `base` (the agent's standing set) plus, only when a job needs them
+ * (least privilege), Calendars.ReadWrite (a calendar rule answers or changes events) and Contacts.Read (a rule
+ * uses fromContacts).
  * Example: `signInScopes(jobsFile, DELEGATED_SCOPES)`.
  */
 export function signInScopes(jobs: Pick<JobsFile, 'jobs' | 'timezone'>, base: readonly string[]): string[] {
-  const writes = requiredPermissions(jobs).application.includes('Calendars.ReadWrite');
-  return writes && !base.includes('Calendars.ReadWrite') ? [...base, 'Calendars.ReadWrite'] : [...base];
+  const needed = requiredPermissions(jobs).application;
+  return [...base, ...ON_DEMAND_SCOPES.filter((p) => needed.includes(p) && !base.includes(p))];
 }
+
+/** Scopes outside the standing set, asked for only when the jobs need them. */
+const ON_DEMAND_SCOPES: GraphPermission[] = ['Calendars.ReadWrite', 'Contacts.Read'];
 
 /**
  * What an inbox-rules job's keys and actions need, from their definitions (src/jobs/rules/): each permission

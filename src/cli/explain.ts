@@ -7,7 +7,9 @@ import { parseArgs } from 'node:util';
 import type { InboxRulesJob } from '../config/jobs-file.ts';
 import { AgentError, EXIT } from '../config/index.ts';
 import { Mailbox, type GraphMessage } from '../graph/mailbox.ts';
+import { jobStore } from '../jobs/context.ts';
 import { explainRules, selectFor, toMessageView, type RuleExplanation } from '../jobs/rules.ts';
+import { fetchExtras, loadMatchEnv } from '../jobs/rules/lookups.ts';
 import type { Runtime } from './runtime.ts';
 
 const DEFAULT_LAST = 10;
@@ -82,11 +84,11 @@ export async function explainJob(rt: Runtime, options: ExplainOptions): Promise<
   } else {
     for await (const m of mailbox.messages(job.folder, { select, top: options.last, limit: options.last })) messages.push(m);
   }
-  const runStart = new Date();
-  return messages.map((m) => {
-    const view = toMessageView(m);
-    return { messageId: view.id, subject: view.subject, ...(view.from ? { from: view.from } : {}), receivedDateTime: view.receivedDateTime, rules: explainRules(job.rules, view, runStart) };
-  });
+  // The same look-ups a run makes (own address, contacts, headers, attachments), as a dry run: nothing is stored.
+  const lookups = { store: jobStore(rt.store, job.name), mailbox, graph: rt.graph, dryRun: true, signal: new AbortController().signal, runStart: new Date() };
+  const env = await loadMatchEnv(lookups, job.rules);
+  const views = await fetchExtras(lookups, job.rules, messages.map((message) => ({ message, view: toMessageView(message) })), env);
+  return views.map(({ view }) => ({ messageId: view.id, subject: view.subject, ...(view.from ? { from: view.from } : {}), receivedDateTime: view.receivedDateTime, rules: explainRules(job.rules, view, env) }));
 }
 
 /** The explanation as a person reads it. */

@@ -150,6 +150,16 @@ export class Mailbox {
     return { method: 'POST', url: this.path(`/messages/${enc(id)}/copy`), body: { destinationId } };
   }
 
+  /** A message's internetMessageHeaders, for a `$batch` (they come only when `$select`ed: docs/microsoft-notes.md). */
+  headersRequest(id: string): BatchRequest {
+    return { method: 'GET', url: this.path(`/messages/${enc(id)}?$select=internetMessageHeaders`) };
+  }
+
+  /** A message's attachments without their bytes, for a `$batch`. */
+  attachmentsRequest(id: string): BatchRequest {
+    return { method: 'GET', url: this.path(`/messages/${enc(id)}/attachments?$select=name,contentType,size,isInline`) };
+  }
+
   /** A forward, for a `$batch`: once-only. */
   forwardRequest(id: string, to: string[], comment = ''): BatchRequest {
     return { method: 'POST', url: this.path(`/messages/${enc(id)}/forward`), body: { comment, toRecipients: to.map((address) => ({ emailAddress: { address } })) } };

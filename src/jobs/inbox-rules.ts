@@ -4,9 +4,10 @@ import { BATCH_LIMIT, type BatchRequest, type BatchResult, type GraphPage } from
 import { GraphError } from '../graph/graph-error.ts';
 import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
 import type { ActionRecord, JobContext } from './context.ts';
-import { planActions, selectFor, toMessageView, type PlannedAction } from './rules.ts';
+import { fetchNeeds, planActions, selectFor, toMessageView, type MessageView, type PlannedAction } from './rules.ts';
 import { ACTIONS } from './rules/actions/index.ts';
-import { ActionCallError, type Execution } from './rules/definition.ts';
+import { ActionCallError, type Execution, type MatchEnv } from './rules/definition.ts';
+import { fetchExtras, loadMatchEnv } from './rules/lookups.ts';
 
 /** Where a delta sync stands: the link to call next, and whether the first full pass is done. */
 interface DeltaState {
@@ -66,6 +67,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
   const folderId = await cachedFolderId(ctx, job.folder);
   const stateKey = `delta:${folderId}`;
   const select = selectFor(job.rules);
+  const env = await loadMatchEnv(ctx, job.rules);
   /** A new sync; after an old one (lost, or not carrying a field the rules now read) it acts only on mail since that one's last complete pass. */
   const newSync = (previous?: DeltaState): DeltaState => {
     const actSince = previous ? previous.completedAt ?? (previous.phase === 'incremental' ? 0 : undefined) : undefined;
@@ -102,7 +104,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
   const readPage = async (from: DeltaState): Promise<{ ok: true; page: PlannedPage } | { ok: false; error: unknown }> => {
     try {
       const page = await ctx.mailbox.deltaPage(from.link, { maxPageSize: DELTA_PAGE_SIZE, signal: ctx.signal });
-      return { ok: true, page: planPage(ctx, job, page, from, extraRounds > 0 ? touched : undefined) };
+      return { ok: true, page: await planPage(ctx, job, env, page, from, extraRounds > 0 ? touched : undefined) };
     } catch (error) {
       return { ok: false, error };
     }
@@ -176,21 +178,34 @@ interface PlannedPage {
  * after the page's actions (kept, it outlives several young-generation GCs and V8 promotes it to the old
  * generation, where it waits for a full GC: docs/BENCHMARKS.md, peak RSS).
  */
-function planPage(ctx: JobContext, job: InboxRulesJob, page: GraphPage<GraphMessage>, from: DeltaState, seen?: Set<string>): PlannedPage {
+async function planPage(ctx: JobContext, job: InboxRulesJob, env: MatchEnv, page: GraphPage<GraphMessage>, from: DeltaState, seen?: Set<string>): Promise<PlannedPage> {
   if (!page.deltaLink && !page.nextLink) {
     throw new GraphError({ status: 200, code: 'InvalidResponse', message: 'a delta page with neither @odata.nextLink nor @odata.deltaLink', method: 'GET', path: 'messages/delta' });
   }
   const work: PlannedMessage[] = [];
+  const plan = (message: GraphMessage, view: MessageView) => {
+    // A dry run says why each action would happen (`because`), as `explain` does.
+    const planned = planActions(job.rules, view, env, { explain: ctx.dryRun });
+    if (planned.length > 0) work.push({ message: slim(message), subject: view.subject, categories: view.categories, planned });
+  };
+  // Rules that read headers or attachments: fetched for the candidates of the page, then planned; others plan at once.
+  const extras = fetchNeeds(job.rules).size > 0;
+  let acting: { message: GraphMessage; view: MessageView }[] = [];
   for (const message of page.value) {
     if (message['@removed']) continue;
     // A catch-up round (`seen`: what the run changed) shows our own changes again: those were counted.
     if (!seen?.has(message.id)) ctx.report.examined++;
     const act = from.phase === 'incremental' || job.backfill || (from.actSince !== undefined && Date.parse(message.receivedDateTime ?? '') >= from.actSince - ACT_SINCE_SLACK_MS);
     if (!act) continue;
-    const view = toMessageView(message);
-    // A dry run says why each action would happen (`because`), as `explain` does.
-    const planned = planActions(job.rules, view, ctx.runStart, { explain: ctx.dryRun });
-    if (planned.length > 0) work.push({ message: slim(message), subject: view.subject, categories: view.categories, planned });
+    if (!extras) plan(message, toMessageView(message));
+    else if (!seen?.has(message.id)) acting.push({ message, view: toMessageView(message) });
+    // Back only because this run changed it: its header and attachment rules were applied in the earlier round
+    // (the ledger has them), so they are not fetched again; rules on the other keys are planned as before.
+    else plan(message, { ...toMessageView(message), headers: [], attachments: [] });
+  }
+  if (extras) {
+    acting = await fetchExtras(ctx, job.rules, acting, env);
+    for (const { message, view } of acting) plan(message, view);
   }
   return { nextLink: page.nextLink, deltaLink: page.deltaLink, work };
 }

@@ -18,7 +18,7 @@
  */
 import type { Rule } from '../config/jobs-file.ts';
 import { ACTIONS, actionName, type Action, type ActionName } from './rules/actions/index.ts';
-import type { KeyDefinition, PlanState } from './rules/definition.ts';
+import type { KeyDefinition, KeyEnv, KeyFetch, MatchEnv, PlanState } from './rules/definition.ts';
 import { lower } from './rules/definition.ts';
 import { MATCH_KEYS, type KeyName, type MatchSpec } from './rules/keys/index.ts';
 import type { MessageView } from './rules/message.ts';
@@ -37,8 +37,10 @@ export type PlannedAction = { rule: string; action: ActionName; value: unknown; 
 /** Fields every run reads: sender, subject and date for reports and webhooks, and what no-op elision reads. */
 const BASE_SELECT = ['subject', 'from', 'receivedDateTime', 'isRead', 'flag', 'categories', 'importance'];
 
+/** A spec's keys, those that need a fetch (headers, attachments) last: they are looked at only when the others hold. */
 function keysOf(spec: MatchSpec): KeyName[] {
-  return (Object.keys(spec) as (KeyName | 'any')[]).filter((k): k is KeyName => k !== 'any' && spec[k] !== undefined);
+  const keys = (Object.keys(spec) as (KeyName | 'any')[]).filter((k): k is KeyName => k !== 'any' && spec[k] !== undefined);
+  return keys.some((k) => MATCH_KEYS[k].fetch) ? [...keys.filter((k) => !MATCH_KEYS[k].fetch), ...keys.filter((k) => MATCH_KEYS[k].fetch)] : keys;
 }
 
 function usedKeys(rules: Rule[]): Set<KeyName> {
@@ -64,6 +66,45 @@ export function selectFor(rules: Rule[]): string[] {
   return [...fields];
 }
 
+/** What the run must look up once (the owner's address, the contacts) because some rule's keys read it. */
+export function envNeeds(rules: Rule[]): Set<KeyEnv> {
+  return new Set([...usedKeys(rules)].flatMap((key) => (MATCH_KEYS[key].env ? [MATCH_KEYS[key].env!] : [])));
+}
+
+/** What must be fetched per message (headers, attachments) because some rule's keys read it; empty for most jobs. */
+export function fetchNeeds(rules: Rule[]): Set<KeyFetch> {
+  return new Set([...usedKeys(rules)].flatMap((key) => (MATCH_KEYS[key].fetch ? [MATCH_KEYS[key].fetch!] : [])));
+}
+
+const missing = (fetch: KeyFetch, msg: MessageView) => (fetch === 'headers' ? msg.headers === undefined : msg.attachments === undefined);
+
+/**
+ * What to fetch for one message before it can be planned: the headers or attachments of the rules that the
+ * keys delta answers still leave possible (a key whose data is missing counts as holding). Nothing once the
+ * message is fetched, or when no rule could match it anyway.
+ *
+ * @example extrasFor(rules, view, env) // Set { 'headers' } when a header rule's fromDomain matched
+ */
+export function extrasFor(rules: Rule[], msg: MessageView, env: MatchEnv): Set<KeyFetch> {
+  const out = new Set<KeyFetch>();
+  const could = (spec: MatchSpec, needed: Set<KeyFetch>): boolean => {
+    for (const key of keysOf(spec)) {
+      const fetch = MATCH_KEYS[key].fetch;
+      if (fetch && missing(fetch, msg)) {
+        needed.add(fetch);
+        continue;
+      }
+      if (!keyOf(key).test(spec[key], msg, env)) return false;
+    }
+    return spec.any === undefined || spec.any.map((sub) => could(sub, needed)).some(Boolean);
+  };
+  for (const rule of rules) {
+    const needed = new Set<KeyFetch>();
+    if (could(rule.match, needed)) for (const f of needed) out.add(f);
+  }
+  return out;
+}
+
 /** True when some rule (also inside `any`) reads the body, so the runner must fetch bodies. */
 export function needsBody(rules: Rule[]): boolean {
   return [...usedKeys(rules)].some((key) => MATCH_KEYS[key].fields.includes('body'));
@@ -87,8 +128,12 @@ function keyOf(key: KeyName): KeyDefinition<unknown> {
   return MATCH_KEYS[key] as KeyDefinition<never> as KeyDefinition<unknown>;
 }
 
-function testKey(key: KeyName, spec: MatchSpec, msg: MessageView, runStart: Date): boolean {
-  return keyOf(key).test(spec[key], msg, { runStart });
+/** The run's start alone, or everything a key may compare with (MatchEnv). */
+type When = Date | MatchEnv;
+const envOf = (when: When): MatchEnv => (when instanceof Date ? { runStart: when } : when);
+
+function testKey(key: KeyName, spec: MatchSpec, msg: MessageView, env: MatchEnv): boolean {
+  return keyOf(key).test(spec[key], msg, env);
 }
 
 /**
@@ -98,29 +143,31 @@ function testKey(key: KeyName, spec: MatchSpec, msg: MessageView, runStart: Date
  *
  * @example matches({ fromDomain: 'news.example.com', isRead: false }, view, runStart)
  */
-export function matches(spec: MatchSpec, msg: MessageView, runStart: Date): boolean {
+export function matches(spec: MatchSpec, msg: MessageView, when: When): boolean {
+  const env = envOf(when);
   const keys = keysOf(spec);
   if (msg.bodyText === undefined && keys.includes('bodyContains')) {
     throw new Error(`Rule engine: bodyContains needs the message body, but message ${msg.id} was fetched without it. Fetch body whenever needsBody(rules) is true.`);
   }
-  for (const key of keys) if (!testKey(key, spec, msg, runStart)) return false;
-  return spec.any === undefined || spec.any.some((sub) => matches(sub, msg, runStart));
+  for (const key of keys) if (!testKey(key, spec, msg, env)) return false;
+  return spec.any === undefined || spec.any.some((sub) => matches(sub, msg, env));
 }
 
 /**
  * `matches` with its reasons, for `explain` and dry runs: on a miss, the first key that failed; on a match,
  * every key's reason ("fromDomain news.example.com matched sender news@news.example.com").
  */
-export function explainMatch(spec: MatchSpec, msg: MessageView, runStart: Date): MatchExplanation {
+export function explainMatch(spec: MatchSpec, msg: MessageView, when: When): MatchExplanation {
+  const env = envOf(when);
   const reasons: KeyVerdict[] = [];
   for (const key of keysOf(spec)) {
-    const matched = testKey(key, spec, msg, runStart);
-    const reason = keyOf(key).explain(spec[key], msg, matched, { runStart });
+    const matched = testKey(key, spec, msg, env);
+    const reason = keyOf(key).explain(spec[key], msg, matched, env);
     if (!matched) return { matched: false, reasons: [{ key, matched, reason }] };
     reasons.push({ key, matched, reason });
   }
   if (spec.any !== undefined) {
-    const subs = spec.any.map((sub) => explainMatch(sub, msg, runStart));
+    const subs = spec.any.map((sub) => explainMatch(sub, msg, env));
     const hit = subs.findIndex((s) => s.matched);
     if (hit < 0) {
       const why = subs.map((s, i) => `[${i}] ${s.reasons.map((r) => r.reason).join('; ')}`).join(' | ');
@@ -147,8 +194,8 @@ export interface RuleExplanation {
  *
  * @example explainRules(job.rules, toMessageView(m), new Date())
  */
-export function explainRules(rules: Rule[], msg: MessageView, runStart: Date): RuleExplanation[] {
-  const planned = planActions(rules, msg, runStart, { explain: true });
+export function explainRules(rules: Rule[], msg: MessageView, when: When): RuleExplanation[] {
+  const planned = planActions(rules, msg, when, { explain: true });
   const out: RuleExplanation[] = [];
   let stopped = false;
   for (const rule of rules) {
@@ -156,7 +203,7 @@ export function explainRules(rules: Rule[], msg: MessageView, runStart: Date): R
       out.push({ rule: rule.name, matched: false, because: 'not looked at: an earlier matching rule has stop: true', actions: [] });
       continue;
     }
-    const { matched, reasons } = explainMatch(rule.match, msg, runStart);
+    const { matched, reasons } = explainMatch(rule.match, msg, when);
     const actions = planned.filter((p) => p.rule === rule.name);
     out.push({ rule: rule.name, matched, because: reasons.map((r) => r.reason).join('; '), actions, ...(matched && rule.stop ? { stopped: true } : {}) });
     if (matched && rule.stop) stopped = true;
@@ -174,7 +221,8 @@ export function explainRules(rules: Rule[], msg: MessageView, runStart: Date): R
  * @example planActions(job.rules, toMessageView(m), runStart)
  *   // [{ rule: 'newsletters', action: 'markRead', value: true }, { rule: 'newsletters', action: 'moveTo', value: 'Newsletters' }]
  */
-export function planActions(rules: Rule[], msg: MessageView, runStart: Date, options: { explain?: boolean } = {}): PlannedAction[] {
+export function planActions(rules: Rule[], msg: MessageView, when: When, options: { explain?: boolean } = {}): PlannedAction[] {
+  const env = envOf(when);
   if (msg.bodyText === undefined && needsBody(rules)) {
     throw new Error(`Rule engine: a rule uses bodyContains, but message ${msg.id} was fetched without its body. Fetch body whenever needsBody(rules) is true.`);
   }
@@ -197,10 +245,10 @@ export function planActions(rules: Rule[], msg: MessageView, runStart: Date, opt
   for (const rule of rules) {
     let because: string | undefined;
     if (options.explain) {
-      const why = explainMatch(rule.match, msg, runStart);
+      const why = explainMatch(rule.match, msg, env);
       if (!why.matched) continue;
       because = why.reasons.map((r) => r.reason).join('; ');
-    } else if (!matches(rule.match, msg, runStart)) continue;
+    } else if (!matches(rule.match, msg, env)) continue;
     for (const action of rule.actions) {
       const step = planOne(rule.name, action, because);
       if (!step) continue;

@@ -447,3 +447,27 @@ describe('suggest', () => {
     assert.equal(suggest('banana', ['from', 'to']), undefined);
   });
 });
+
+describe('parseJobsFile: the rules v2 match keys', () => {
+  const rule = (match: string) => withRules(`      - name: r\n        match: ${match}\n        actions: [ { flag: true } ]\n`);
+
+  it('accepts each new key in its documented forms', () => {
+    const file = parseJobsFile(rule('{ header: { name: List-Id, matches: "^<news" }, attachmentName: ["*.pdf", "scan-??.png"], attachmentType: { types: [image/*], inline: true }, fromContacts: false, sentToMe: cc }'), 'a.yaml');
+    const match = (file.jobs[0] as InboxRulesJob).rules[0]!.match;
+    assert.deepEqual(match.header, { name: 'List-Id', matches: '^<news' });
+    assert.deepEqual(match.attachmentName, { patterns: ['*.pdf', 'scan-??.png'], inline: false });
+    assert.deepEqual(match.attachmentType, { patterns: ['image/*'], inline: true });
+    assert.equal(match.fromContacts, false);
+    assert.equal(match.sentToMe, 'cc');
+  });
+
+  it('refuses a bad value of each, naming the key and the fix', () => {
+    assertOneProblem(rule('{ header: { name: List-Id } }'), 'jobs[0].rules[0].match.header', 7, /exactly one of contains: \(text\) or matches:/);
+    assertOneProblem(rule('{ header: { name: "List Id", contains: x } }'), 'jobs[0].rules[0].match.header.name', 7, /header's field name/);
+    assertOneProblem(rule('{ header: { name: X-A, matches: "(" } }'), 'jobs[0].rules[0].match.header.matches', 7, /invalid regular expression/);
+    assertOneProblem(rule('{ attachmentName: [] }'), 'jobs[0].rules[0].match.attachmentName', 7, /empty list/);
+    assertOneProblem(rule('{ attachmentType: { kinds: [pdf] } }'), 'jobs[0].rules[0].match.attachmentType.kinds', 7, /takes types: and inline:/);
+    assertOneProblem(rule('{ fromContacts: yes please }'), 'jobs[0].rules[0].match.fromContacts', 7, /fromContacts must be true .* or false/);
+    assertOneProblem(rule('{ sentToMe: drect }'), 'jobs[0].rules[0].match.sentToMe', 7, /did you mean "direct"/);
+  });
+});

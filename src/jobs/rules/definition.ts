@@ -19,10 +19,18 @@ export interface RuleCheckTools {
   textList(v: unknown, at: Segment[], key: string): string[] | undefined;
 }
 
-/** What a key may compare with besides the message: the run's start (olderThanDays). */
+/** What a key may compare with besides the message: the run's start (olderThanDays), the run's own look-ups. */
 export interface MatchEnv {
   runStart: Date;
+  /** The mailbox owner's address, lower-cased (sentToMe); loaded only when a rule needs it. */
+  me?: string;
+  /** Every address of the person's contacts, lower-cased (fromContacts); loaded only when a rule needs it. */
+  contacts?: ReadonlySet<string>;
 }
+
+/** What a key reads that delta does not give: fetched per candidate (`fetch`) or once per run (`env`). */
+export type KeyFetch = 'headers' | 'attachments';
+export type KeyEnv = 'me' | 'contacts';
 
 /** The README's line for a key or an action: `example` is YAML as written in a rule. */
 export interface ReadmeEntry {
@@ -46,6 +54,10 @@ export interface KeyDefinition<V> {
   /** Why it matched or not, for `explain` and dry runs: "fromDomain news.example.com matched sender a@news.example.com". */
   explain(value: V, msg: MessageView, matched: boolean, env: MatchEnv): string;
   permission: PermissionUse | undefined;
+  /** Fetched for the messages still candidates after the keys delta can answer (batched, 20 per request). */
+  fetch?: KeyFetch;
+  /** Looked up once per run when some rule uses the key. */
+  env?: KeyEnv;
   readme: ReadmeEntry;
 }
 

@@ -20,6 +20,17 @@ export interface MessageView {
   /** Whole body, HTML stripped, whitespace collapsed; undefined when the body was not fetched. */
   bodyText?: string;
   flagged: boolean;
+  /** internetMessageHeaders; undefined when not fetched (only for candidates of a rule with `header`). */
+  headers?: { name: string; value: string }[];
+  /** Attachments (no bytes); undefined when not fetched (only for candidates of a rule with an attachment key). */
+  attachments?: AttachmentInfo[];
+}
+
+export interface AttachmentInfo {
+  name: string;
+  contentType: string;
+  size: number;
+  isInline: boolean;
 }
 
 /**

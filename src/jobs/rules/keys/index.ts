@@ -3,19 +3,24 @@
  * "or" of sub-matches). Adding a key is one file in this folder and one line here.
  */
 import type { KeyDefinition } from '../definition.ts';
+import { attachmentName, attachmentType } from './attachments.ts';
 import { bodyContains } from './body-contains.ts';
 import { categories } from './categories.ts';
 import { hasAttachments, isRead } from './flags.ts';
+import { fromContacts } from './from-contacts.ts';
 import { fromDomain } from './from-domain.ts';
 import { from } from './from.ts';
+import { header } from './header.ts';
 import { importance } from './importance.ts';
 import { olderThanDays } from './older-than-days.ts';
 import { cc, to } from './recipients.ts';
+import { sentToMe } from './sent-to-me.ts';
 import { subjectContains } from './subject-contains.ts';
 import { subjectMatches } from './subject-matches.ts';
 
 const DEFINITIONS = {
   from, fromDomain, to, cc, subjectContains, subjectMatches, bodyContains, hasAttachments, importance, isRead, categories, olderThanDays,
+  header, attachmentName, attachmentType, fromContacts, sentToMe,
 };
 
 export type KeyName = keyof typeof DEFINITIONS;
