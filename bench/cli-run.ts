@@ -43,13 +43,13 @@ export async function signedInAgent(sb: SandboxInfo, f: FetchLike): Promise<Reco
 }
 
 /** `mailbox-agent run bench --json` once; its own peak RSS, not the bench's. */
-export async function runCli(env: Record<string, string>): Promise<CliRun> {
+export async function runCli(env: Record<string, string>, nodeOptions = ''): Promise<CliRun> {
   const rssFile = path.join(env.DATA_DIR!, `peak-rss-${Date.now()}`);
   const start = performance.now();
   const { bin } = await installedPackage();
   const child = spawn(bin, ['run', 'bench', '--json'], {
     cwd: env.DATA_DIR,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, NODE_OPTIONS: `--import=${path.join(here, 'peak-rss.mjs')}`, MA_PEAK_RSS_FILE: rssFile },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, NODE_OPTIONS: `--import=${path.join(here, 'peak-rss.mjs')} ${nodeOptions}`.trim(), MA_PEAK_RSS_FILE: rssFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--cli yes|no] [--startup yes|no] [--runs 7] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
+ * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--cli yes|no] [--startup yes|no] [--runs 7] [--cli-node-options '--max-semi-space-size=…'] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
  *
  * The sandbox runs in its own process with 25 ms latency per HTTP request (a `$batch` pays it once: batching
  * saves round trips [json-batching]) and the 4-concurrent limit (batch sub-requests hold the slots); each
@@ -77,7 +77,7 @@ async function cliScenario(count: number, sources: boolean): Promise<CliRun> {
   await admin(sb, f, `/mailbox/${USER}/generate`, { count, seed: 4242 });
   await admin(sb, f, '/options', { latencyMs: 0, subRequestMs: 0, maxConcurrentPerMailbox: 4 });
   process.stderr.write(`… mailbox-agent run (the CLI${sources ? ', sources through tsx' : ''}): ${count} messages, no latency\n`);
-  return runCli(sources ? { ...env, MAILBOX_AGENT_SOURCES: '1' } : env);
+  return runCli(sources ? { ...env, MAILBOX_AGENT_SOURCES: '1' } : env, opt('cli-node-options', ''));
 }
 
 const results: Record<string, Record<string, any>> = {};
