@@ -406,10 +406,12 @@ export class GraphClient {
   /** Pauses the mailbox's requests (every process sharing the store too, through the budget) and returns the error to report. */
   private async pauseMailbox(pause: Pause, what: { method: string; path: string }): Promise<GraphThrottled> {
     const root = this.root;
-    if (!root.paused || root.paused.until < pause.until) root.paused = pause;
+    // The first answer sets the pause; the batches in flight with it, refused a moment later, do not move it.
+    if (root.paused && root.paused.until > this.clock()) return new GraphThrottled(root.paused, what);
+    root.paused = pause;
     this.opts.log.warn({ until: new Date(pause.until).toISOString(), reason: pause.reason }, 'Graph asked for a long pause; the mailbox\'s requests stop until then');
     await this.opts.budget?.pause(pause.until, pause.reason).catch((error) => this.opts.log.warn({ err: error }, 'could not record the pause in the store'));
-    return new GraphThrottled(root.paused!, what);
+    return new GraphThrottled(pause, what);
   }
 
   private get root(): GraphClient {
