@@ -146,7 +146,13 @@ async function lock(dir: string): Promise<() => void> {
     writeFileSync(path.join(mine, 'pid'), String(process.pid));
     try {
       renameSync(mine, dir);
-      return () => rmSync(dir, { recursive: true, force: true });
+      // Released by moving it aside first: Linux rename(2) replaces an EMPTY directory, so deleting the pid file
+      // and then the directory in place would let a waiter's rename land in between (and rmdir fail ENOTEMPTY).
+      return () => {
+        const released = `${dir}.released.${process.pid}`;
+        renameSync(dir, released);
+        rmSync(released, { recursive: true, force: true });
+      };
     } catch (error) {
       if (!['EEXIST', 'ENOTEMPTY'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
     }
