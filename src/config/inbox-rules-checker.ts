@@ -11,7 +11,7 @@ import { README } from './jobs-file-error.ts';
 import type { Locate } from './jobs-file-parse.ts';
 import type { Rule } from './jobs-file.ts';
 
-export type RuleTools = CheckTools & { locate: Locate };
+export type RuleTools = CheckTools & { locate: Locate; resolvePath(p: string): string; timezone: string | undefined };
 
 const RULE_KEYS = ['name', 'match', 'actions', 'stop'];
 const MATCH_KEY_NAMES: readonly string[] = [...KEY_NAMES, 'any'];

@@ -31,6 +31,8 @@ const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export class Checker {
   readonly problems: JobsFileProblem[] = [];
+  /** The file's `timezone:` once read (inbox rules' snooze times are in it). */
+  private timezone: string | undefined;
 
   constructor(
     private readonly path: string,
@@ -73,6 +75,7 @@ export class Checker {
       } else {
         try {
           timezone = new Intl.DateTimeFormat(undefined, { timeZone: value.timezone }).resolvedOptions().timeZone;
+          this.timezone = timezone;
         } catch {
           this.add(['timezone'], `unknown time zone ${JSON.stringify(value.timezone)}. Fix: use an IANA name such as Europe/Berlin, America/New_York or UTC, or remove the key to use the mailbox's own setting.`);
         }
@@ -140,7 +143,7 @@ export class Checker {
     if (type === 'inbox-rules') {
       const folder = this.folder(raw, at);
       const backfill = this.boolean(raw, at, 'backfill', false, 'true (act on mail already in the folder on the first run) or false (only new mail)');
-      const rules = checkInboxRules(raw, at, { ...this.tools(), locate: this.locate });
+      const rules = checkInboxRules(raw, at, { ...this.tools(), locate: this.locate, timezone: this.timezone, resolvePath: (p) => nodePath.resolve(nodePath.dirname(fileAbs), p) });
       if (name !== undefined && schedule !== undefined && rules !== undefined) {
         job = { name, type, schedule, folder, backfill, rules };
       }

@@ -160,6 +160,14 @@ export class Mailbox {
     return { method: 'GET', url: this.path(`/messages/${enc(id)}/attachments?$select=name,contentType,size,isInline`) };
   }
 
+  /**
+   * Replies to a message's sender (its replyTo if set), with `html` above the quoted original; once-only. Graph
+   * saves the reply in Sent Items (docs/microsoft-notes.md "Reply").
+   */
+  async reply(id: string, html: string): Promise<void> {
+    await this.graph.post(this.path(`/messages/${enc(id)}/reply`), { comment: html });
+  }
+
   /** A forward, for a `$batch`: once-only. */
   forwardRequest(id: string, to: string[], comment = ''): BatchRequest {
     return { method: 'POST', url: this.path(`/messages/${enc(id)}/forward`), body: { comment, toRecipients: to.map((address) => ({ emailAddress: { address } })) } };

@@ -6,8 +6,9 @@ import { RULE_SELECT, type GraphMessage } from '../graph/mailbox.ts';
 import type { ActionRecord, JobContext } from './context.ts';
 import { fetchNeeds, planActions, selectFor, toMessageView, type MessageView, type PlannedAction } from './rules.ts';
 import { ACTIONS } from './rules/actions/index.ts';
-import { ActionCallError, type Execution, type MatchEnv } from './rules/definition.ts';
+import { ActionCallError, type ActionContext, type Execution, type MatchEnv } from './rules/definition.ts';
 import { fetchExtras, loadMatchEnv } from './rules/lookups.ts';
+import { wakeSnoozed } from './rules/actions/snooze.ts';
 
 /** Where a delta sync stands: the link to call next, and whether the first full pass is done. */
 interface DeltaState {
@@ -68,6 +69,10 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
   const stateKey = `delta:${folderId}`;
   const select = selectFor(job.rules);
   const env = await loadMatchEnv(ctx, job.rules);
+  // Snoozed messages whose time has come go back to the Inbox first (one store read when there are none).
+  if (!ctx.dryRun) {
+    for (const s of await wakeSnoozed(ctx, ctx.runStart)) ctx.report.actions.push({ messageId: s.id, rule: '(snoozed)', action: 'unsnooze', value: s.until, subject: s.subject, result: 'done' });
+  }
   /** A new sync; after an old one (lost, or not carrying a field the rules now read) it acts only on mail since that one's last complete pass. */
   const newSync = (previous?: DeltaState): DeltaState => {
     const actSince = previous ? previous.completedAt ?? (previous.phase === 'incremental' ? 0 : undefined) : undefined;
@@ -147,7 +152,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
     let ledgers: LedgerWrite[] = [];
     if (work.length > 0) {
       const before = ctx.report.actions.length;
-      ledgers = await applyPage(ctx, work, touched, refused, readAhead);
+      ledgers = await applyPage(ctx, job, work, touched, refused, readAhead);
       actedInRound += ctx.report.actions.slice(before).filter((a) => a.result === 'done').length;
     }
     readAhead();
@@ -264,14 +269,15 @@ interface Refused {
 }
 
 /** How one action ended; `executed`: whether it may have happened (retry-policy.ts `mayHaveRun`). */
-type Outcome = { ok: true } | { ok: false; error: unknown; executed: boolean | 'unknown' };
+type Outcome = { ok: true; skipped?: string } | { ok: false; error: unknown; executed: boolean | 'unknown' };
 
 /**
  * Acts on one page's planned messages and returns their ledger entries for the caller to store with the next
  * link (on a failure it stores them itself, then throws). `onQueued` is called once every Graph request of
  * the page has been handed to the client (the last ones may still be running).
  */
-async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<string>, refused: Refused, onQueued?: () => void): Promise<LedgerWrite[]> {
+async function applyPage(ctx: JobContext, job: InboxRulesJob, work: PlannedMessage[], touched: Set<string>, refused: Refused, onQueued?: () => void): Promise<LedgerWrite[]> {
+  const actionContext: ActionContext = ctx;
   const items: MessageWork[] = [];
   // The page's ledger in one read (one query on SQLite, Redis and PostgreSQL).
   const ledgers = await ctx.store.getMany<LedgerEntry>(work.map(({ message }) => `ledger:${message.id}`));
@@ -309,7 +315,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
         case 'graph':
         case 'move':
           try {
-            const request = await execution.request(ctx.mailbox, message.id, step.value);
+            const request = await execution.request(actionContext, message, step.value);
             if (execution.kind === 'move') item.move = { step: s, request };
             else item.graphOps.push({ step: s, request });
           } catch (error) {
@@ -339,8 +345,8 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
     if (result.ok) {
       item.ledger.done.push(step.id);
       item.pending.delete(step.id);
-      touched.add(item.message.id);
-      ctx.report.actions.push(recordOf(item, step.step, 'done'));
+      if (result.skipped === undefined) touched.add(item.message.id);
+      ctx.report.actions.push(result.skipped === undefined ? recordOf(item, step.step, 'done') : recordOf(item, step.step, 'skipped', result.skipped));
       return;
     }
     if (onceOnly(step) && result.executed !== false) {
@@ -414,7 +420,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
       });
     }));
   }
-  first.push(runCalls(ctx, items, (item, step, result) => {
+  first.push(runCalls(actionContext, items, (item, step, result) => {
     settle(item, step, result);
     settled(item);
   }));
@@ -436,7 +442,7 @@ async function applyPage(ctx: JobContext, work: PlannedMessage[], touched: Set<s
 }
 
 /** The page's actions of kind 'call' (webhooks), CALLS_PARALLEL at a time. */
-async function runCalls(ctx: JobContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: Outcome) => void): Promise<void> {
+async function runCalls(ctx: ActionContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: Outcome) => void): Promise<void> {
   const queue = items.flatMap((item) => item.calls.map((step) => ({ item, step })));
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) {
@@ -444,11 +450,11 @@ async function runCalls(ctx: JobContext, items: MessageWork[], settle: (item: Me
       try {
         const execution = ACTIONS[step.step.action].execution as Execution<unknown>;
         if (execution.kind !== 'call') throw new Error(`Rule engine: ${step.step.action} is not done by the agent itself.`);
-        await execution.run(ctx, item.message, step.step);
-        settle(item, step, { ok: true });
+        const result = await execution.run(ctx, item.message, step.step);
+        settle(item, step, result ? { ok: true, skipped: result.skipped } : { ok: true });
       } catch (error) {
-        // ActionCallError says whether it may have run (the same rule as a Graph write); anything else: unsure.
-        settle(item, step, { ok: false, error, executed: error instanceof ActionCallError ? error.executed : 'unknown' });
+        // ActionCallError and GraphError say whether it may have run (the same rule as a Graph write); anything else: unsure.
+        settle(item, step, { ok: false, error, executed: error instanceof ActionCallError || error instanceof GraphError ? error.executed : 'unknown' });
       }
     }
   };

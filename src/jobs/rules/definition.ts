@@ -5,10 +5,10 @@
  * src/jobs/rules/keys/index.ts and src/jobs/rules/actions/index.ts; every part is required, so the compiler
  * refuses a definition that forgets one, and nothing dispatches on names with a default branch.
  */
-import type { Segment } from '../../config/check-helpers.ts';
+import { describe, isObject, type Segment } from '../../config/check-helpers.ts';
 import type { GraphPermission } from '../../auth/permissions.ts';
 import type { BatchRequest } from '../../graph/client.ts';
-import type { GraphMessage, Mailbox } from '../../graph/mailbox.ts';
+import type { GraphMessage } from '../../graph/mailbox.ts';
 import type { JobContext } from '../context.ts';
 import type { MessageView } from './message.ts';
 
@@ -17,6 +17,10 @@ export interface RuleCheckTools {
   add(at: Segment[], message: string, where?: 'key' | 'value'): void;
   /** A string or a non-empty list of non-empty strings (reports the problem itself). */
   textList(v: unknown, at: Segment[], key: string): string[] | undefined;
+  /** An absolute path for one written in the jobs file (relative paths start at the file's folder). */
+  resolvePath(p: string): string;
+  /** The jobs file's `timezone:` (canonical IANA name), if it sets one. */
+  timezone: string | undefined;
 }
 
 /** What a key may compare with besides the message: the run's start (olderThanDays), the run's own look-ups. */
@@ -96,9 +100,15 @@ export interface PlannedStep<P = unknown> {
  */
 export type Execution<P> =
   | { kind: 'patch'; patch(value: P, body: Record<string, unknown>, had: { categories: string[] }): void }
-  | { kind: 'graph'; request(mailbox: Mailbox, messageId: string, value: P): Promise<BatchRequest> }
-  | { kind: 'move'; request(mailbox: Mailbox, messageId: string, value: P): Promise<BatchRequest> }
-  | { kind: 'call'; run(ctx: JobContext, message: GraphMessage, step: PlannedStep<P>): Promise<void> };
+  | { kind: 'graph'; request(ctx: ActionContext, message: GraphMessage, value: P): Promise<BatchRequest> }
+  | { kind: 'move'; request(ctx: ActionContext, message: GraphMessage, value: P): Promise<BatchRequest> }
+  | { kind: 'call'; run(ctx: ActionContext, message: GraphMessage, step: PlannedStep<P>): Promise<CallResult> };
+
+/** What an action's execution may use of the run. */
+export type ActionContext = Pick<JobContext, 'job' | 'mailbox' | 'graph' | 'store' | 'fetch' | 'signal' | 'runStart' | 'log'>;
+
+/** A call that did what it should returns nothing; one that rightly did nothing says why (reported as skipped). */
+export type CallResult = void | { skipped: string };
 
 /** One action. `V`: its value as checked; `P`: the planned value (what the run report shows). */
 export interface ActionDefinition<V, P> {
@@ -147,3 +157,20 @@ export function planChange<F extends 'isRead' | 'flagged' | 'importance'>(field:
 
 /** What every action that changes a message needs. */
 export const CHANGES_MAIL: PermissionUse = { permission: 'Mail.ReadWrite', why: 'changes mail' };
+
+/**
+ * A value that must be a mapping of `allowed` keys (`header`, `reply`, `saveAttachments`): the mapping, or
+ * undefined after reporting what is wrong. `takes` says what it holds, `example` how to write it.
+ */
+export function checkMapping(raw: unknown, at: Segment[], t: RuleCheckTools, key: string, allowed: readonly string[], takes: string, example: string): Record<string, unknown> | undefined {
+  if (!isObject(raw)) {
+    t.add(at, `${key} takes a mapping with ${takes}, but it is ${describe(raw)}. Fix: ${example}.`);
+    return undefined;
+  }
+  const unknown = Object.keys(raw).find((k) => !allowed.includes(k));
+  if (unknown !== undefined) {
+    t.add([...at, unknown], `unknown key "${unknown}" in ${key}. Fix: ${key} takes ${takes}, ${example}.`, 'key');
+    return undefined;
+  }
+  return raw;
+}

@@ -37,7 +37,8 @@ export async function loadMatchEnv(ctx: LookupContext, rules: Rule[]): Promise<M
   return env;
 }
 
-async function ownAddress(ctx: LookupContext): Promise<string> {
+/** The mailbox owner's address, lower-cased; kept in the job's store after the first look-up (not by a dry run). */
+export async function ownAddress(ctx: Pick<LookupContext, 'store' | 'mailbox'> & { dryRun?: boolean }): Promise<string> {
   const cached = await ctx.store.get<string>(ME_KEY);
   if (cached) return cached;
   const address = (await ctx.mailbox.address()).trim().toLowerCase();

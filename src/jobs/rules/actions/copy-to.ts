@@ -5,7 +5,7 @@ import { checkFolderPath, folderId, folderKey } from './move-to.ts';
 export const copyTo: ActionDefinition<string, string> = {
   check: (raw, at, t) => checkFolderPath('copyTo', raw, at, t),
   plan: (value, state) => (state.first('copyTo', folderKey(value)) ? value : undefined),
-  execution: { kind: 'graph', request: async (mailbox, id, path) => mailbox.copyRequest(id, await folderId(mailbox, path)) },
+  execution: { kind: 'graph', request: async ({ mailbox }, { id }, path) => mailbox.copyRequest(id, await folderId(mailbox, path)) },
   onceOnly: true,
   permission: CHANGES_MAIL,
   bareValue: '…',

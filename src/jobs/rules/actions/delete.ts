@@ -11,7 +11,7 @@ export const deleteAction: ActionDefinition<true, true> = {
   plan: () => true,
   execution: {
     kind: 'move',
-    request: async (mailbox, id) => mailbox.moveRequest(id, (await mailbox.folder('deleteditems')).id),
+    request: async ({ mailbox }, { id }) => mailbox.moveRequest(id, (await mailbox.folder('deleteditems')).id),
   },
   onceOnly: false,
   permission: CHANGES_MAIL,

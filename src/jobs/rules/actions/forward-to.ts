@@ -13,7 +13,7 @@ export const forwardTo: ActionDefinition<string | string[], string[]> = {
     const to = listOf(value).filter((a) => state.first('forwardTo', lower(a))).map((a) => a.trim());
     return to.length > 0 ? to : undefined;
   },
-  execution: { kind: 'graph', request: async (mailbox, id, to) => mailbox.forwardRequest(id, to) },
+  execution: { kind: 'graph', request: async ({ mailbox }, { id }, to) => mailbox.forwardRequest(id, to) },
   onceOnly: true,
   permission: { permission: 'Mail.Send', why: 'forwards mail' },
   bareValue: '…',

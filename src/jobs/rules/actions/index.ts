@@ -10,10 +10,13 @@ import { flag } from './flag.ts';
 import { forwardTo } from './forward-to.ts';
 import { markRead } from './mark-read.ts';
 import { moveTo } from './move-to.ts';
+import { reply } from './reply.ts';
+import { saveAttachments } from './save-attachments.ts';
 import { setImportance } from './set-importance.ts';
+import { snooze } from './snooze.ts';
 import { webhook } from './webhook.ts';
 
-const DEFINITIONS = { moveTo, copyTo, markRead, flag, categorize, setImportance, forwardTo, delete: deleteAction, webhook };
+const DEFINITIONS = { moveTo, copyTo, markRead, flag, categorize, setImportance, forwardTo, delete: deleteAction, webhook, saveAttachments, snooze, reply };
 
 export type ActionName = keyof typeof DEFINITIONS;
 type Parts<D> = D extends ActionDefinition<infer V, infer P> ? { value: V; planned: P } : never;

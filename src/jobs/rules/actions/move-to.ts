@@ -30,7 +30,7 @@ export async function folderId(mailbox: Mailbox, path: string): Promise<string> 
 export const moveTo: ActionDefinition<string, string> = {
   check: (raw, at, t) => checkFolderPath('moveTo', raw, at, t),
   plan: (value) => value,
-  execution: { kind: 'move', request: async (mailbox, id, path) => mailbox.moveRequest(id, await folderId(mailbox, path)) },
+  execution: { kind: 'move', request: async ({ mailbox }, { id }, path) => mailbox.moveRequest(id, await folderId(mailbox, path)) },
   // With immutable ids (the client always asks for them) a repeated move finds the message where it went.
   onceOnly: false,
   permission: CHANGES_MAIL,

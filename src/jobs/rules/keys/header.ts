@@ -1,5 +1,5 @@
-import { describe, isObject } from '../../../config/check-helpers.ts';
-import { listOf, type KeyDefinition } from '../definition.ts';
+import { describe } from '../../../config/check-helpers.ts';
+import { checkMapping, listOf, type KeyDefinition } from '../definition.ts';
 import type { MessageView } from '../message.ts';
 import { SUBJECT_MATCHES_FLAGS } from './subject-matches.ts';
 
@@ -28,39 +28,32 @@ function valuesOf(value: HeaderMatch, msg: MessageView): string[] {
 export const header: KeyDefinition<HeaderMatch> = {
   check: (raw, at, t) => {
     const example = 'e.g. header: { name: List-Id, contains: news.example.com }';
-    if (!isObject(raw)) {
-      t.add(at, `header must be a mapping with name: and contains: or matches:, but it is ${describe(raw)}. Fix: ${example}.`);
+    const spec = checkMapping(raw, at, t, 'header', ['name', 'contains', 'matches'], 'name: and one of contains: or matches:', example);
+    if (!spec) return undefined;
+    if (typeof spec.name !== 'string' || !FIELD_NAME.test(spec.name.trim())) {
+      t.add(spec.name === undefined ? at : [...at, 'name'], `header needs name: the header's field name (such as List-Id or X-Mailer), but it is ${describe(spec.name)}. Fix: ${example}.`);
       return undefined;
     }
-    const unknown = Object.keys(raw).filter((k) => !['name', 'contains', 'matches'].includes(k));
-    if (unknown.length > 0) {
-      t.add([...at, unknown[0]!], `unknown key "${unknown[0]}" in header. Fix: header takes name: and one of contains: or matches:, ${example}.`, 'key');
+    if ((spec.contains === undefined) === (spec.matches === undefined)) {
+      t.add(at, `header needs exactly one of contains: (text) or matches: (a regular expression). Fix: ${example}, or header: { name: ${spec.name}, matches: "^<news\\\\." }.`);
       return undefined;
     }
-    if (typeof raw.name !== 'string' || !FIELD_NAME.test(raw.name.trim())) {
-      t.add(raw.name === undefined ? at : [...at, 'name'], `header needs name: the header's field name (such as List-Id or X-Mailer), but it is ${describe(raw.name)}. Fix: ${example}.`);
-      return undefined;
+    const name = spec.name.trim();
+    if (spec.contains !== undefined) {
+      const list = t.textList(spec.contains, [...at, 'contains'], 'header contains');
+      return list && { name, contains: spec.contains as string | string[] };
     }
-    if ((raw.contains === undefined) === (raw.matches === undefined)) {
-      t.add(at, `header needs exactly one of contains: (text) or matches: (a regular expression). Fix: ${example}, or header: { name: ${raw.name}, matches: "^<news\\\\." }.`);
-      return undefined;
-    }
-    const name = raw.name.trim();
-    if (raw.contains !== undefined) {
-      const list = t.textList(raw.contains, [...at, 'contains'], 'header contains');
-      return list && { name, contains: raw.contains as string | string[] };
-    }
-    const list = t.textList(raw.matches, [...at, 'matches'], 'header matches');
+    const list = t.textList(spec.matches, [...at, 'matches'], 'header matches');
     if (!list) return undefined;
     for (const [i, pattern] of list.entries()) {
       try {
         new RegExp(pattern, SUBJECT_MATCHES_FLAGS);
       } catch (error) {
-        t.add(Array.isArray(raw.matches) ? [...at, 'matches', i] : [...at, 'matches'], `invalid regular expression (${(error as Error).message}). Fix: correct the pattern (JavaScript syntax), or use contains: for plain text.`);
+        t.add(Array.isArray(spec.matches) ? [...at, 'matches', i] : [...at, 'matches'], `invalid regular expression (${(error as Error).message}). Fix: correct the pattern (JavaScript syntax), or use contains: for plain text.`);
         return undefined;
       }
     }
-    return { name, matches: raw.matches as string | string[] };
+    return { name, matches: spec.matches as string | string[] };
   },
   fields: [],
   fetch: 'headers',
