@@ -60,7 +60,7 @@ describe('no token, code or key in plaintext in the store, data/, logs, pages or
     for (let i = 1; i <= 3; i++) {
       await sleep(3_200); // the access token is due: the next run refreshes (and Entra rotates the refresh token)
       const run = await cli(['run', 'triage', '--json'], h.env, h.dir);
-      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.code, 0, `run ${i}: ${run.stdout.slice(0, 1500)} ${run.stderr.slice(-1500)}`);
       places.set(`run ${i} stdout (the API answer of run --json)`, run.stdout);
       places.set(`run ${i} log (stderr)`, run.stderr);
       await snapshot(`run ${i}`);
