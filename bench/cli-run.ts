@@ -33,7 +33,8 @@ export async function signedInAgent(sb: SandboxInfo, f: FetchLike): Promise<Reco
   mkdirSync(path.join(dir, 'sandbox'));
   writeFileSync(path.join(dir, 'sandbox', 'ca.pem'), sb.caPem);
   writeFileSync(path.join(dir, 'agent.config.yaml'), stringify({ jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules: RULES }] }));
-  const env = { DATA_DIR: dir, AGENT_CONFIG: path.join(dir, 'agent.config.yaml'), SANDBOX_PORT: new URL(sb.url).port, LOG_LEVEL: 'warn' };
+  // GRAPH_BUDGET lifted like the bench sandbox's own budget: these rows measure time and memory, not pacing.
+  const env = { DATA_DIR: dir, AGENT_CONFIG: path.join(dir, 'agent.config.yaml'), SANDBOX_PORT: new URL(sb.url).port, LOG_LEVEL: 'warn', GRAPH_BUDGET: '1000000000/10m' };
   const signin = startDeviceSignin(env, dir);
   const { url, userCode } = await signin.code;
   await onTheDevicePage(f, url, userCode, { user: USER });

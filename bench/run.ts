@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--strict yes|no] [--cli yes|no] [--startup yes|no] [--runs 7] [--cli-node-options '--max-semi-space-size=…'] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
+ * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--budget 2000/6s|no] [--strict yes|no] [--cli yes|no] [--startup yes|no] [--runs 7] [--cli-node-options '--max-semi-space-size=…'] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
  *
  * The sandbox runs in its own process with 25 ms latency per HTTP request (a `$batch` pays it once: batching
  * saves round trips [json-batching]) and the 4-concurrent limit (batch sub-requests hold the slots); each
@@ -12,6 +12,8 @@
  * --cli (default yes): the INSTALLED binary too (the tarball npm pack makes, installed with --omit=dev), `mailbox-agent
  * run bench --json` on the same 50,000 messages, signed in with the device-code flow, and the floor on the same inbox
  * for the ratio; its peak RSS includes everything the CLI loads (bench/cli-run.ts).
+ * --budget (default 2000/6s): the --big backfill again, paced by RequestBudget at that GRAPH_BUDGET against a
+ * sandbox enforcing the same budget: time against the budget's floor (requests ÷ rate), requests, budget 429s.
  * --startup (default yes) with --runs N (default 7): what a person waits for, on the installed binary: --help,
  * status, a run with no new mail, start until /healthz answers (bench/cli-start.ts; alone: npm run bench:cli).
  * Peak RSS is the client process's maxRSS when its work is done (the agent: after its first run), before the
@@ -28,6 +30,7 @@ import { createInterface } from 'node:readline';
 import { runCli, signedInAgent, type CliRun } from './cli-run.ts';
 import { formatRows, startupRows } from './cli-start.ts';
 import { admin, sandboxFetch, USER, type SandboxInfo } from './common.ts';
+import { parseBudget } from '../src/config/env-schema.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
@@ -45,6 +48,8 @@ const nodeFlags = opt('node-flags', '').split(' ').filter(Boolean);
 const startup = opt('startup', 'yes') !== 'no';
 const startupRuns = Number(opt('runs', '7'));
 let startupTable = '';
+/** --budget 2000/6s|no: the --big backfill paced by GRAPH_BUDGET against a sandbox enforcing the same budget. */
+const budgetOpt = opt('budget', '2000/6s');
 
 const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sandbox-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
 const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
@@ -71,6 +76,26 @@ async function scenario(kind: string, count: number, latencyMs: number, subReque
   return JSON.parse(result);
 }
 
+/**
+ * The big backfill with the agent's budget equal to the sandbox's (Outlook's sliding window, scaled down so it
+ * runs in minutes): time against the budget's own floor (requests ÷ rate), requests, and the budget's 429s.
+ */
+async function budgetScenario(count: number, budget: string): Promise<Record<string, any>> {
+  const settings = parseBudget(budget);
+  await admin(sb, f, '/budget', settings);
+  // Earlier rows' requests leave the window first, so the row starts with the whole budget.
+  await new Promise((r) => setTimeout(r, settings.windowMs));
+  const before = (await admin(sb, f, '/budget')).throttled as number;
+  process.env.BENCH_BUDGET = budget;
+  try {
+    const r = await scenario('budget', count, 0);
+    const throttled = ((await admin(sb, f, '/budget')).throttled as number) - before;
+    return { ...r, settings, throttled, floorMs: (r.budgetRequests / settings.limit) * settings.windowMs };
+  } finally {
+    await admin(sb, f, '/budget', { limit: 1_000_000_000 });
+  }
+}
+
 /** The real binary (`run bench --json`) on the big inbox, as bin.js loads it (the build when current) and from the sources. */
 async function cliScenario(count: number, sources: boolean): Promise<CliRun> {
   const env = await signedInAgent(sb, f);
@@ -90,6 +115,7 @@ try {
     results.cli = await cliScenario(big, false) as unknown as Record<string, any>;
     results.bigFloor = await scenario('floor', big, 0);
   }
+  if (big > 0 && budgetOpt !== 'no') results.budget = await budgetScenario(big, budgetOpt);
   if (startup) startupTable = formatRows(await startupRows(sb, f, startupRuns));
 } finally {
   child.kill('SIGTERM');
@@ -123,6 +149,12 @@ if (results.big) {
   console.log(`agent at ${big} messages, at the end of the run: heap used ${b.endHeapMb} MB, external ${b.endExternalMb} MB, RSS ${b.endRssMb} MB (peak RSS ${b.peakRssMb} MB; ${b.processPeakRssMb} MB with the bench's closing reads of the sandbox log and the second run)`);
 }
 if (results.cli && results.bigFloor) console.log(`installed mailbox-agent run / floor at ${big} messages: time ${(results.cli.wallMs / results.bigFloor.wallMs).toFixed(2)}x (both whole processes)`);
+if (results.budget) {
+  const b = results.budget;
+  console.log(`\n| ${big}-message backfill, GRAPH_BUDGET = sandbox budget = ${budgetOpt} | wall time | budget's floor (requests ÷ rate) | time / floor | requests (sub-requests counted) | HTTP requests | budget 429s | store reservations |`);
+  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(`| agent, first run (backfill: true) | ${s(b.wallMs)} | ${s(b.floorMs)} | ${(b.wallMs / b.floorMs).toFixed(2)}x | ${b.budgetRequests} | ${b.graphRequests} | ${b.throttled} | ${b.reservations} |`);
+}
 if (startupTable) console.log(`\nWhat a person waits for (the installed binary, whole process, ${startupRuns} runs each after a warm-up):\n${startupTable}`);
 if (memTimeline) {
   for (const [name, r] of Object.entries(results)) {

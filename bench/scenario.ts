@@ -1,6 +1,7 @@
 /**
  * One benchmark scenario in its own process (so peak RSS is this client's alone):
- *   node --import tsx bench/scenario.ts agent|naive|floor <sandbox.json> [<memory timeline .tsv>]
+ *   node --import tsx bench/scenario.ts agent|budget|naive|floor <sandbox.json> [<memory timeline .tsv>]
+ * (budget: the agent paced by RequestBudget at BENCH_BUDGET, e.g. 2000/6s)
  * Prints one JSON line: wall time, Graph requests, token requests, peak RSS, and for the agent a second run.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,8 @@ import { Writable } from 'node:stream';
 import type { JobsFile } from '../src/config/jobs-file.ts';
 import { createLogger } from '../src/config/logger.ts';
 import { GraphClient } from '../src/graph/client.ts';
+import { RequestBudget } from '../src/graph/request-budget.ts';
+import { parseBudget } from '../src/config/env-schema.ts';
 import { JobRunner } from '../src/jobs/runner.ts';
 import { openStore } from '../src/store/index.ts';
 import { admin, appTokens, isNewsletter, isUrgent, ROOT, RULES, sandboxFetch, type SandboxInfo } from './common.ts';
@@ -39,11 +42,13 @@ const sampleMemory = () => {
 };
 const sampler = timelineFile ? setInterval(sampleMemory, 100) : undefined;
 
-async function agent() {
+/** The agent's first run; with `budget` (GRAPH_BUDGET's form, e.g. 2000/6s) its requests are paced by RequestBudget. */
+async function agent(budget?: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'ma-bench-agent-'));
   const store = await openStore(`sqlite://${path.join(dir, 'agent.sqlite')}`, Buffer.alloc(32, 7));
   const log = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, done) => done() }) as never });
-  const graph = new GraphClient({ graphUrl: new URL(sb.url), tokens, fetch: f, log });
+  const paced = budget ? new RequestBudget({ ...parseBudget(budget), store, mailbox: ROOT }) : undefined;
+  const graph = new GraphClient({ graphUrl: new URL(sb.url), tokens, fetch: f, log, budget: paced });
   requestsSoFar = () => graph.requests;
   const jobs = { path: path.join(dir, 'agent.config.yaml'), jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules: RULES }] } as unknown as JobsFile;
   const runner = new JobRunner({ jobs, graph, mailboxRoot: ROOT, store, log });
@@ -51,6 +56,7 @@ async function agent() {
   const start = performance.now();
   const first = await runner.run('bench');
   const wallMs = performance.now() - start;
+  const budgetRequests = paced?.taken;
   clientPeakRssMb = peakRssMb();
   if (!first.ok) throw new Error(`agent run failed: ${first.error}`);
   const t1 = await tokenCount();
@@ -60,6 +66,7 @@ async function agent() {
   return {
     wallMs, graphRequests: first.graphRequests, tokenRequests: t1 - t0, examined: first.examined, actions: first.actions.length,
     failedActions: first.actions.filter((a) => a.result !== 'done').length,
+    ...(paced ? { budgetRequests, reservations: paced.reservations } : {}),
     second: { ok: second.ok, graphRequests: second.graphRequests, tokenRequests: t2 - t1, actions: second.actions.length },
   };
 }
@@ -186,8 +193,8 @@ async function floor() {
   return { wallMs: performance.now() - start, graphRequests: count(), tokenRequests: (await tokenCount()) - t0, examined, actions: patches.length + moves.length };
 }
 
-const result = kind === 'agent' ? await agent() : kind === 'naive' ? await naive() : kind === 'floor' ? await floor() : undefined;
-if (!result) throw new Error('usage: scenario.ts agent|naive|floor <sandbox.json>');
+const result = kind === 'agent' ? await agent() : kind === 'budget' ? await agent(process.env.BENCH_BUDGET) : kind === 'naive' ? await naive() : kind === 'floor' ? await floor() : undefined;
+if (!result) throw new Error('usage: scenario.ts agent|budget|naive|floor <sandbox.json> (budget: BENCH_BUDGET=2000/6s)');
 if (sampler) {
   clearInterval(sampler);
   sampleMemory();

@@ -470,12 +470,17 @@ function omit(headers: Record<string, string> | undefined, key: string): Record<
   return rest;
 }
 
+/** Waits `ms`, or rejects when `signal` aborts; the abort listener goes with the timer (a paced run sleeps thousands of times on one signal). */
 function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const onAbort = () => {
       clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
 import { createLogger } from '../../src/config/logger.ts';
 import { GraphClient } from '../../src/graph/client.ts';
@@ -187,4 +188,12 @@ test('a 429 with a Retry-After of minutes pauses the mailbox: no more requests u
   assert.equal(seen.length, 2);
   now += 600_000;
   assert.deepEqual((await graph.get('/me/messages')).body, { value: [] });
+});
+
+test('waiting for the budget leaves no abort listener behind on the run\'s signal (a long paced run waits thousands of times)', async () => {
+  const budget = new RequestBudget({ limit: 20, windowMs: 30, useMs: 5, slackMs: 1, store: memoryStore(KEY), mailbox: 'alice@contoso.test' });
+  const signal = new AbortController().signal;
+  for (let i = 0; i < 12; i++) await budget.take(20, { method: 'POST', path: '/$batch', signal });
+  assert.ok(budget.reservations > 12, 'the budget did make the takes wait');
+  assert.equal(getEventListeners(signal, 'abort').length, 0);
 });
