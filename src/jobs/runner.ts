@@ -13,6 +13,7 @@ import { jobStore, type ActionRecord, type JobContext } from './context.ts';
 import { JobLock } from './lock.ts';
 import { runAgendaDigest } from './agenda-digest.ts';
 import { runInboxRules } from './inbox-rules.ts';
+import { listSnoozed } from './rules/actions/snooze.ts';
 import { runCalendarRules } from './calendar-rules.ts';
 import path from 'node:path';
 
@@ -92,6 +93,11 @@ export class JobRunner {
    */
   recentActions(options: { job?: string; limit?: number } = {}): Promise<AuditEntry[]> {
     return this.audit.recent(options);
+  }
+
+  /** What inbox rules have snoozed and until when, soonest first (src/jobs/rules/actions/snooze.ts). */
+  snoozed(): ReturnType<typeof listSnoozed> {
+    return listSnoozed(this.deps.jobs.jobs.filter((j) => j.type === 'inbox-rules').map((j) => ({ name: j.name, store: jobStore(this.deps.store, j.name) })));
   }
 
   get jobs(): JobSpec[] {

@@ -87,11 +87,11 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/', async (req, res) => {
     const job = typeof req.query.job === 'string' && req.query.job ? req.query.job : undefined;
-    const [status, actions, notices] = await Promise.all([deps.status(), deps.runner.recentActions({ job, limit: 50 }), deps.notices?.() ?? []]);
+    const [status, actions, notices, snoozed] = await Promise.all([deps.status(), deps.runner.recentActions({ job, limit: 50 }), deps.notices?.() ?? [], deps.runner.snoozed?.() ?? []]);
     const ran = typeof req.query.ran === 'string' ? results.get(req.query.ran) : undefined;
     res.type('html').send(
       eta.render('dashboard', {
-        status, ran, actions, actionsJob: job, cronInWords, failingJobs: notices.filter((n) => n.event === 'job-failing'), csrf: security.csrfToken(req, res), passwordProtected: security.passwordProtected,
+        status, ran, actions, actionsJob: job, cronInWords, snoozed, failingJobs: notices.filter((n) => n.event === 'job-failing'), csrf: security.csrfToken(req, res), passwordProtected: security.passwordProtected,
         notice: typeof req.query.notice === 'string' ? req.query.notice : undefined,
       }),
     );

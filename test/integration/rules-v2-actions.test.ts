@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
+import { hostOf, signIn, startHarness, type Harness } from '../helpers/harness.ts';
 
 const ALICE = 'alice@contoso.test';
 
@@ -124,6 +124,9 @@ describe('rules v2 actions through the sandbox: saveAttachments, reply, snooze',
     assert.equal(snoozed[0]!.subject, '[later] read this');
     const until = Date.parse(snoozed[0]!.until);
     assert.ok(until - Date.now() > 47 * 3600_000 && until - Date.now() <= 48 * 3600_000, snoozed[0]!.until);
+    // The dashboard lists it with its time.
+    const page = await h.http.get('/').set('Host', hostOf(h));
+    assert.match(page.text, /data-testid="snoozed"[\s\S]*\[later\] read this[\s\S]*UTC/);
     // Not yet due: stays. Then its time comes (the stored time moved to the past stands in for two days passing).
     assert.equal((await job('later')).ok, true);
     assert.equal(where().displayName, 'Snoozed');

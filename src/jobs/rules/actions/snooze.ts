@@ -105,3 +105,12 @@ export async function wakeSnoozed(ctx: { store: JobStore; mailbox: Mailbox; log:
   await ctx.store.set(SNOOZED_KEY, list.filter((s) => !done.has(s.id)));
   return due.filter((s) => done.has(s.id));
 }
+
+/**
+ * Every message the `snooze` action of these inbox-rules jobs holds, soonest first (for the dashboard).
+ * Example: `await listSnoozed(jobs.map((name) => jobStore(store, name)), jobNames)`.
+ */
+export async function listSnoozed(jobs: { name: string; store: Pick<JobStore, 'get'> }[]): Promise<(SnoozedMessage & { job: string })[]> {
+  const lists = await Promise.all(jobs.map((j) => j.store.get<SnoozedMessage[]>(SNOOZED_KEY)));
+  return jobs.flatMap((j, i) => (lists[i] ?? []).map((s) => ({ ...s, job: j.name }))).sort((a, b) => a.until.localeCompare(b.until));
+}
