@@ -14,6 +14,7 @@ export type LookupContext = Pick<JobContext, 'store' | 'mailbox' | 'graph' | 'dr
 import { envNeeds, extrasFor, fetchNeeds } from '../rules.ts';
 import type { KeyFetch, MatchEnv } from './definition.ts';
 import type { AttachmentInfo, MessageView } from './message.ts';
+import { ownAddress } from './own-address.ts';
 
 /** The contacts as the job's store keeps them: each contact's addresses, and where contacts delta goes on. */
 interface ContactsState {
@@ -23,7 +24,6 @@ interface ContactsState {
 }
 
 const CONTACTS_KEY = 'contacts';
-const ME_KEY = 'me';
 
 /**
  * The run's MatchEnv: the owner's address and the contacts only when some rule needs them.
@@ -35,15 +35,6 @@ export async function loadMatchEnv(ctx: LookupContext, rules: Rule[]): Promise<M
   if (needs.has('me')) env.me = await ownAddress(ctx);
   if (needs.has('contacts')) env.contacts = await contactAddresses(ctx);
   return env;
-}
-
-/** The mailbox owner's address, lower-cased; kept in the job's store after the first look-up (not by a dry run). */
-export async function ownAddress(ctx: Pick<LookupContext, 'store' | 'mailbox'> & { dryRun?: boolean }): Promise<string> {
-  const cached = await ctx.store.get<string>(ME_KEY);
-  if (cached) return cached;
-  const address = (await ctx.mailbox.address()).trim().toLowerCase();
-  if (!ctx.dryRun) await ctx.store.set(ME_KEY, address);
-  return address;
 }
 
 /**

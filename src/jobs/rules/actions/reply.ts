@@ -4,7 +4,7 @@ import { describe } from '../../../config/check-helpers.ts';
 import { GraphError } from '../../../graph/graph-error.ts';
 import type { GraphMessage } from '../../../graph/mailbox.ts';
 import { checkMapping, type ActionDefinition, type CallResult } from '../definition.ts';
-import { ownAddress } from '../lookups.ts';
+import { ownAddress } from '../own-address.ts';
 
 export interface ReplySpec {
   /** The template's text, or (`file`) the absolute path of the file that holds it. */
