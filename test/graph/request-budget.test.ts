@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { getEventListeners } from 'node:events';
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { createLogger } from '../../src/config/logger.ts';
 import { GraphClient } from '../../src/graph/client.ts';
 import { exponentialRetry } from '../../src/graph/index.ts';
 import { GraphThrottled, RequestBudget } from '../../src/graph/request-budget.ts';
 import { memoryStore, openStore, type Store } from '../../src/store/index.ts';
+import { startPostgres, startRedis, type TestServer } from '../helpers/servers.ts';
 
 const KEY = Buffer.alloc(32, 3);
 const silent = () => createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, done) => done() }) as never });
@@ -132,6 +133,30 @@ test('two processes sharing a SQLite file share one budget (two connections, the
   } finally {
     await one.close();
     await two.close();
+  }
+});
+
+describe('two processes sharing a Redis or PostgreSQL store share one budget (real throwaway servers)', () => {
+  let redis: TestServer;
+  let postgres: TestServer;
+  before(async () => {
+    [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+  });
+  after(async () => {
+    await Promise.all([redis?.stop(), postgres?.stop()]);
+  });
+  for (const backend of ['redis', 'postgresql'] as const) {
+    test(backend, { timeout: 120_000 }, async () => {
+      const url = backend === 'redis' ? redis.url : postgres.url;
+      const one = await openStore(url, KEY);
+      const two = await openStore(url, KEY);
+      try {
+        await twoProcesses([one, two]);
+      } finally {
+        await one.close();
+        await two.close();
+      }
+    });
   }
 });
 
