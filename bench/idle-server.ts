@@ -13,6 +13,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { installedPackage } from '../test/helpers/installed-package.ts';
 import type { FetchLike } from '../src/config/transport.ts';
+import { SANDBOX_CLIENT_ID } from '../src/sandbox/directory.ts';
 import { admin, USER, type SandboxInfo } from './common.ts';
 import { signedInAgent } from './cli-run.ts';
 
@@ -44,7 +45,8 @@ export async function idleServer(sb: SandboxInfo, f: FetchLike, hours = 24): Pro
   process.stderr.write(`… idle server: ${hours} simulated hours of five-minute runs\n`);
   const child = spawn(process.execPath, ['--expose-gc', path.join(here, 'idle-server-child.mjs'), dir, String(hours)], {
     cwd: env.DATA_DIR,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(await freePort()) },
+    // The sandbox named as the tenant (as a real tenant is configured): start then uses it instead of starting its own.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(await freePort()), MS_CLIENT_ID: SANDBOX_CLIENT_ID, MS_AUTHORITY_HOST: sb.url, MS_GRAPH_URL: sb.url },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const samples: HourSample[] = [];

@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--budget 2000/6s|no] [--strict yes|no] [--cli yes|no] [--startup yes|no] [--runs 7] [--cli-node-options '--max-semi-space-size=…'] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
+ * `npm run bench` (= npm run build && node --import tsx bench/run.ts [--messages 5000] [--only agent,floor,naive] [--big 50000|0] [--budget 2000/6s|no] [--strict yes|no] [--cli yes|no] [--startup yes|no] [--runs 7] [--idle yes|no] [--cli-node-options '--max-semi-space-size=…'] [--mem-timeline] [--node-flags '--max-semi-space-size=…'])
  *
  * The sandbox runs in its own process with 25 ms latency per HTTP request (a `$batch` pays it once: batching
  * saves round trips [json-batching]) and the 4-concurrent limit (batch sub-requests hold the slots); each
@@ -16,6 +16,8 @@
  * sandbox enforcing the same budget: time against the budget's floor (requests ÷ rate), requests, budget 429s.
  * --startup (default yes) with --runs N (default 7): what a person waits for, on the installed binary: --help,
  * status, a run with no new mail, start until /healthz answers (bench/cli-start.ts; alone: npm run bench:cli).
+ * --idle (default yes): the server's memory over 24 simulated hours of five-minute runs (bench/idle-server.ts;
+ * alone: npm run bench:idle).
  * Peak RSS is the client process's maxRSS when its work is done (the agent: after its first run), before the
  * bench reads the sandbox's request log to count token requests.
  * --mem-timeline: each client samples process.memoryUsage() every 100 ms into a TSV (path printed) and
@@ -29,6 +31,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { runCli, signedInAgent, type CliRun } from './cli-run.ts';
 import { formatRows, startupRows } from './cli-start.ts';
+import { formatIdle, idleServer } from './idle-server.ts';
 import { admin, sandboxFetch, USER, type SandboxInfo } from './common.ts';
 import { parseBudget } from '../src/config/env-schema.ts';
 
@@ -48,8 +51,10 @@ const nodeFlags = opt('node-flags', '').split(' ').filter(Boolean);
 const startup = opt('startup', 'yes') !== 'no';
 const startupRuns = Number(opt('runs', '7'));
 let startupTable = '';
+const idle = opt('idle', 'yes') !== 'no';
 /** --budget 2000/6s|no: the --big backfill paced by GRAPH_BUDGET against a sandbox enforcing the same budget. */
 const budgetOpt = opt('budget', '2000/6s');
+let idleTable = '';
 
 const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sandbox-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
 const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
@@ -117,6 +122,7 @@ try {
   }
   if (big > 0 && budgetOpt !== 'no') results.budget = await budgetScenario(big, budgetOpt);
   if (startup) startupTable = formatRows(await startupRows(sb, f, startupRuns));
+  if (idle) idleTable = formatIdle(await idleServer(sb, f, 24));
 } finally {
   child.kill('SIGTERM');
 }
@@ -156,6 +162,7 @@ if (results.budget) {
   console.log(`| agent, first run (backfill: true) | ${s(b.wallMs)} | ${s(b.floorMs)} | ${(b.wallMs / b.floorMs).toFixed(2)}x | ${b.budgetRequests} | ${b.graphRequests} | ${b.throttled} | ${b.reservations} |`);
 }
 if (startupTable) console.log(`\nWhat a person waits for (the installed binary, whole process, ${startupRuns} runs each after a warm-up):\n${startupTable}`);
+if (idleTable) console.log(`\nThe idle server (the installed build's startServer), 24 simulated hours of five-minute runs with no new mail:\n${idleTable}`);
 if (memTimeline) {
   for (const [name, r] of Object.entries(results)) {
     const p = r.memAtPeak;
