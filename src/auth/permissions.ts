@@ -14,9 +14,14 @@ import type { PermissionUse } from '../jobs/rules/definition.ts';
  * "Application <name>" [exchange permissions-exo application-rbac].
  */
 export type GraphPermission = 'Mail.Read' | 'Mail.ReadWrite' | 'Mail.Send' | 'Calendars.Read' | 'Calendars.ReadWrite' | 'MailboxSettings.Read' | 'Contacts.Read';
+/**
+ * Asked for in a delegated sign-in only: app-only refuses what needs it (OneDrive, Files.ReadWrite, is outside
+ * Exchange's mailbox confinement), so it is never an application permission.
+ */
+export type DelegatedOnlyPermission = 'Files.ReadWrite';
 
 export interface PermissionNeed {
-  permission: GraphPermission;
+  permission: GraphPermission | DelegatedOnlyPermission;
   /** Which jobs need it and why, in plain words. */
   because: string[];
 }
@@ -31,29 +36,31 @@ export interface RequiredPermissions {
   notes: string[];
 }
 
+const DELEGATED_ONLY: DelegatedOnlyPermission[] = ['Files.ReadWrite'];
 const ORDER: GraphPermission[] = ['Mail.Read', 'Mail.ReadWrite', 'Mail.Send', 'Calendars.Read', 'Calendars.ReadWrite', 'MailboxSettings.Read', 'Contacts.Read'];
 
 /**
  * Example: `requiredPermissions(jobsFile).application` → `['Mail.ReadWrite', 'MailboxSettings.Read']` for the sample triage job.
  */
 export function requiredPermissions(jobs: Pick<JobsFile, 'jobs' | 'timezone'>): RequiredPermissions {
-  const needs = new Map<GraphPermission, string[]>();
+  const needs = new Map<GraphPermission | DelegatedOnlyPermission, string[]>();
   const notes: string[] = [];
-  const need = (p: GraphPermission, why: string) => needs.set(p, [...(needs.get(p) ?? []), why]);
+  const need = (p: GraphPermission | DelegatedOnlyPermission, why: string) => needs.set(p, [...(needs.get(p) ?? []), why]);
   for (const job of jobs.jobs) addJob(job, need, notes, jobs);
   if (jobs.jobs.length && !jobs.timezone) need('MailboxSettings.Read', 'the jobs file sets no timezone, so schedules use the mailbox\'s own setting');
   if (needs.has('Mail.ReadWrite')) needs.delete('Mail.Read');
   if (needs.has('Calendars.ReadWrite')) needs.delete('Calendars.Read');
   const application = ORDER.filter((p) => needs.has(p));
+  const delegatedOnly = DELEGATED_ONLY.filter((p) => needs.has(p));
   return {
     application,
-    delegated: ['openid', 'profile', 'offline_access', 'User.Read', ...application],
-    needs: application.map((permission) => ({ permission, because: needs.get(permission)! })),
+    delegated: ['openid', 'profile', 'offline_access', 'User.Read', ...application, ...delegatedOnly],
+    needs: [...application, ...delegatedOnly].map((permission) => ({ permission, because: needs.get(permission)! })),
     notes,
   };
 }
 
-function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, notes: string[], jobs: Pick<JobsFile, 'timezone'>): void {
+function addJob(job: JobSpec, need: (p: GraphPermission | DelegatedOnlyPermission, why: string) => void, notes: string[], jobs: Pick<JobsFile, 'timezone'>): void {
   switch (job.type) {
     case 'inbox-rules': {
       need('Mail.Read', `${job.name} reads ${job.folder}`);
@@ -90,12 +97,12 @@ function addJob(job: JobSpec, need: (p: GraphPermission, why: string) => void, n
  * Example: `signInScopes(jobsFile, DELEGATED_SCOPES)`.
  */
 export function signInScopes(jobs: Pick<JobsFile, 'jobs' | 'timezone'>, base: readonly string[]): string[] {
-  const needed = requiredPermissions(jobs).application;
+  const needed = requiredPermissions(jobs).needs.map((n) => n.permission);
   return [...base, ...ON_DEMAND_SCOPES.filter((p) => needed.includes(p) && !base.includes(p))];
 }
 
 /** Scopes outside the standing set, asked for only when the jobs need them. */
-const ON_DEMAND_SCOPES: GraphPermission[] = ['Calendars.ReadWrite', 'Contacts.Read'];
+const ON_DEMAND_SCOPES: (GraphPermission | DelegatedOnlyPermission)[] = ['Calendars.ReadWrite', 'Contacts.Read', 'Files.ReadWrite'];
 
 /**
  * What an inbox-rules job's keys and actions need, from their definitions (src/jobs/rules/): each permission
@@ -118,6 +125,12 @@ function ruleUses(rules: Rule[]): Map<PermissionUse, string[]> {
     uses.set(id, entry);
   };
   for (const name of KEY_NAMES) if (keys.has(name)) add(MATCH_KEYS[name].permission, name);
-  for (const name of ACTION_NAMES) if (actions.has(name)) add(ACTIONS[name].permission, name);
+  for (const name of ACTION_NAMES) {
+    if (!actions.has(name)) continue;
+    const def = ACTIONS[name] as { permission: PermissionUse | undefined; permissionFor?: (value: unknown) => PermissionUse | undefined };
+    // An action whose need depends on its value (permissionFor) needs it only if one of its uses does.
+    if (!def.permissionFor) add(def.permission, name);
+    else for (const a of rules.flatMap((r) => r.actions)) if (actionName(a) === name) add(def.permissionFor((a as Record<string, unknown>)[name]), name);
+  }
   return new Map([...uses.values()].map((e) => [e.use, e.names]));
 }

@@ -9,6 +9,8 @@ import { Semaphore } from './semaphore.ts';
 
 export interface GraphRequestOptions {
   body?: unknown;
+  /** Bytes sent as they are with their content type (a OneDrive file's content), instead of a JSON `body`. */
+  binary?: { bytes: Buffer; contentType: string };
   headers?: Record<string, string>;
   signal?: AbortSignal;
   /** Repeating it is harmless (a move with immutable ids): retried after any transient failure even as a POST. */
@@ -137,6 +139,18 @@ export class GraphClient {
   delete(path: string, options?: GraphRequestOptions) {
     return this.request<void>('DELETE', path, options);
   }
+  /** PUTs `bytes` as they are (a OneDrive simple upload); counted against the budget like any request. */
+  putBytes<T>(path: string, bytes: Buffer, contentType: string, options?: GraphRequestOptions) {
+    return this.request<T>('PUT', path, { ...options, body: undefined, binary: { bytes, contentType } });
+  }
+
+  /**
+   * The plain transport, without the token: for pre-authenticated URLs Graph hands out on other hosts (a OneDrive
+   * upload session's uploadUrl), which must not get the bearer token [docs/microsoft-notes.md, upload sessions].
+   */
+  get transport(): FetchLike {
+    return this.opts.fetch;
+  }
 
   /** Resolves a path (`/me/messages`) or an absolute Graph URL, refusing any other origin. */
   resolve(pathOrUrl: string): URL {
@@ -203,10 +217,10 @@ export class GraphClient {
               accept: 'application/json',
               // Ids that survive moves [docs/microsoft-notes.md; outlook-immutable-id].
               prefer: ['IdType="ImmutableId"', ...(options.headers?.prefer ? [options.headers.prefer] : [])].join(', '),
-              ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+              ...(options.binary ? { 'content-type': options.binary.contentType } : options.body !== undefined ? { 'content-type': 'application/json' } : {}),
               ...omit(options.headers, 'prefer'),
             },
-            body: options.body === undefined ? undefined : JSON.stringify(options.body),
+            body: options.binary ? bytesOf(options.binary.bytes) : options.body === undefined ? undefined : JSON.stringify(options.body),
             signal: options.signal ? AbortSignal.any([options.signal, deadline]) : deadline,
             redirect: 'manual',
           });
@@ -462,6 +476,11 @@ function lowerKeys(headers: Record<string, string> | undefined): Record<string, 
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = String(v);
   return out;
+}
+
+/** A view of the Buffer's bytes (no copy) as fetch's body type. */
+export function bytesOf(b: Buffer): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
 }
 
 function omit(headers: Record<string, string> | undefined, key: string): Record<string, string> {

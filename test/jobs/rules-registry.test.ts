@@ -36,7 +36,7 @@ describe('rule registry', () => {
       const job = parsed.jobs[0]!;
       assert.ok(job.type === 'inbox-rules' && action in job.rules[0]!.actions[0]!, action);
       const need = ACTIONS[action].permission;
-      if (need) assert.ok(requiredPermissions(parsed).application.includes(need.permission), `${action} needs ${need.permission}`);
+      if (need) assert.ok(requiredPermissions(parsed).needs.some((n) => n.permission === need.permission), `${action} needs ${need.permission}`);
     }
   });
 

@@ -6,7 +6,7 @@
  * refuses a definition that forgets one, and nothing dispatches on names with a default branch.
  */
 import { describe, isObject, type Segment } from '../../config/check-helpers.ts';
-import type { GraphPermission } from '../../auth/permissions.ts';
+import type { DelegatedOnlyPermission, GraphPermission } from '../../auth/permissions.ts';
 import type { BatchRequest } from '../../graph/client.ts';
 import type { GraphMessage } from '../../graph/mailbox.ts';
 import type { JobContext } from '../context.ts';
@@ -44,7 +44,7 @@ export interface ReadmeEntry {
 
 /** A permission a key or action needs, and why in plain words ("changes mail", "forwards mail"). */
 export interface PermissionUse {
-  permission: GraphPermission;
+  permission: GraphPermission | DelegatedOnlyPermission;
   why: string;
 }
 
@@ -119,6 +119,8 @@ export interface ActionDefinition<V, P> {
   /** Never repeated when a crash or a lost answer leaves it unsure whether it happened (reported 'unsure'). */
   onceOnly: boolean;
   permission: PermissionUse | undefined;
+  /** When only some values need `permission` (saveAttachments: a OneDrive target, not a local folder). */
+  permissionFor?(value: V): PermissionUse | undefined;
   /** The value shown in "did you mean" fixes: 'true' for an action whose only value is true, else '…'. */
   bareValue: 'true' | '…';
   readme: ReadmeEntry;
