@@ -32,7 +32,16 @@ export async function signedInAgent(sb: SandboxInfo, f: FetchLike): Promise<Reco
   const dir = mkdtempSync(path.join(tmpdir(), 'ma-bench-cli-'));
   mkdirSync(path.join(dir, 'sandbox'));
   writeFileSync(path.join(dir, 'sandbox', 'ca.pem'), sb.caPem);
-  writeFileSync(path.join(dir, 'agent.config.yaml'), stringify({ jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules: RULES }] }));
+  // The calendar job is the README's example (issue 14): the start-up rows time its quiet run too.
+  const calendar = {
+    name: 'calendar', type: 'calendar-rules', schedule: '*/10 * * * *', window: '30d', workingHours: { start: '08:00', end: '18:00' },
+    rules: [
+      { name: 'manager-one-on-ones', match: { organizer: 'bob@contoso.test', subjectContains: '1:1' }, actions: [{ respond: 'accept' }] },
+      { name: 'after-hours', match: { outsideWorkingHours: true }, actions: [{ respond: { response: 'decline', comment: 'Sorry, that is after my working hours.' } }] },
+      { name: 'large-meetings', match: { attendeesMoreThan: 15 }, actions: [{ respond: 'tentative' }, { categorize: ['Large meeting'] }] },
+    ],
+  };
+  writeFileSync(path.join(dir, 'agent.config.yaml'), stringify({ jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules: RULES }, calendar] }));
   // GRAPH_BUDGET lifted like the bench sandbox's own budget: these rows measure time and memory, not pacing.
   const env = { DATA_DIR: dir, AGENT_CONFIG: path.join(dir, 'agent.config.yaml'), SANDBOX_PORT: new URL(sb.url).port, LOG_LEVEL: 'warn', GRAPH_BUDGET: '1000000000/10m' };
   const signin = startDeviceSignin(env, dir);

@@ -187,6 +187,15 @@ export async function startupRows(sb: SandboxInfo, f: FetchLike, runs: number): 
     return r;
   });
   rows.at(-1)!.note = `${requests} Graph request(s) per run, sandbox with no added latency`;
+  // The calendar-rules job (README example) with nothing new in its window: one calendarView delta request.
+  await cli(['run', 'calendar', '--json'], 0)();
+  let calendarRequests = 0;
+  await add('`mailbox-agent run calendar` (calendar-rules) with nothing new', '1 request', async () => {
+    const r = await cli(['run', 'calendar', '--json'], 0)();
+    calendarRequests = (JSON.parse(r.stdout) as { graphRequests: number }).graphRequests;
+    return r;
+  });
+  rows.at(-1)!.note = `${calendarRequests} Graph request(s) per run`;
 
   // start with a tenant configured (here the bench's sandbox named as the identity provider and Graph, as a real
   // tenant would be): the web UI and the scheduler. Then `npm start` out of the box: MS_CLIENT_ID unset, so the
