@@ -3,7 +3,7 @@ import { AgentError } from '../config/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { FetchLike } from '../config/transport.ts';
 import { GraphError } from './graph-error.ts';
-import { GraphThrottled, type Pause, type RequestBudget } from './request-budget.ts';
+import { abortableSleep, GraphThrottled, type Pause, type RequestBudget } from './request-budget.ts';
 import { exponentialRetry, isIdempotent, LONGEST_RETRY_AFTER_MS, mayHaveRun, networkFailure, parseRetryAfter, RETRYABLE_STATUS, type Failure, type RetryPolicy } from './retry-policy.ts';
 import { Semaphore } from './semaphore.ts';
 
@@ -119,7 +119,7 @@ export class GraphClient {
     this.parent = shared?.parent;
     this.semaphore = shared?.parent.semaphore ?? new Semaphore(opts.concurrency ?? 4);
     this.retry = opts.retry ?? exponentialRetry();
-    this.sleep = opts.sleep ?? defaultSleep;
+    this.sleep = opts.sleep ?? abortableSleep;
   }
 
   /** A client sharing this one's concurrency limit, with its own request count (one per job run). */
@@ -489,17 +489,3 @@ function omit(headers: Record<string, string> | undefined, key: string): Record<
   return rest;
 }
 
-/** Waits `ms`, or rejects when `signal` aborts; the abort listener goes with the timer (a paced run sleeps thousands of times on one signal). */
-function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -132,7 +132,7 @@ export class RequestBudget {
     this.slackMs = opts.slackMs ?? Math.min(30_000, Math.max(300, opts.windowMs / 20));
     this.chunk = Math.min(opts.limit, Math.max(LARGEST_TAKE, opts.chunk ?? Math.ceil(opts.limit / 40)));
     this.now = opts.now ?? Date.now;
-    this.sleep = opts.sleep ?? defaultSleep;
+    this.sleep = opts.sleep ?? abortableSleep;
   }
 
   /**
@@ -250,7 +250,7 @@ export class RequestBudget {
 }
 
 /** Waits `ms`, or rejects when `signal` aborts; the abort listener goes with the timer (a paced run sleeps thousands of times on one signal). */
-function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       clearTimeout(timer);
