@@ -52,6 +52,8 @@ const ACT_SINCE_SLACK_MS = 60_000;
 const onceOnly = (step: Step) => ACTIONS[step.step.action].onceOnly;
 /** Calls the agent makes itself (webhooks) in flight at once (not Graph requests, so not under the mailbox limit). */
 const CALLS_PARALLEL = 4;
+/** Round-1 batches in flight at once: Outlook's 4 concurrent requests per mailbox (docs/microsoft-notes.md). */
+const ROUND1_PARALLEL = 4;
 
 /**
  * Runs a job's rules over the messages that are new (or changed) in its folder since the last run, via
@@ -249,6 +251,8 @@ interface MessageWork {
   ledgerKey: string;
   ledger: LedgerEntry;
   pending: Set<string>;
+  /** Pending from an interrupted run, reported 'skipped' by this one: done once this run's result is written. */
+  skipped: string[];
   patch?: { body: Record<string, unknown>; steps: Step[] };
   graphOps: { step: Step; request: BatchRequest }[];
   /** Actions of kind 'call' (webhooks): done by the agent itself, not through Graph. */
@@ -285,16 +289,15 @@ async function applyPage(ctx: JobContext, job: InboxRulesJob, work: PlannedMessa
     const ledgerKey = `ledger:${message.id}`;
     const ledger = ledgers[index] ?? { done: [] };
     const pending = new Set(typeof ledger.pending === 'string' ? [ledger.pending] : ledger.pending ?? []);
-    const item: MessageWork = { message, subject, ledgerKey, ledger, pending, graphOps: [], calls: [], failedEarly: [] };
+    const item: MessageWork = { message, subject, ledgerKey, ledger, pending, skipped: [], graphOps: [], calls: [], failedEarly: [] };
     for (const step of planned) {
       const id = actionId(step);
       if (ledger.done.includes(id)) continue;
       if (pending.has(id)) {
         ctx.report.actions.push(recordOf(item, step, 'skipped', 'an earlier run was interrupted while doing this; not repeated so it never happens twice'));
-        if (!ctx.dryRun) {
-          ledger.done.push(id);
-          pending.delete(id);
-        }
+        // Settled as done only with this run's result (the page's last write): a mark written for another step
+        // meanwhile keeps it pending, so a run killed before reporting it leaves it for the next run to report.
+        if (!ctx.dryRun) item.skipped.push(id);
         continue;
       }
       if (ctx.dryRun) {
@@ -329,16 +332,6 @@ async function applyPage(ctx: JobContext, job: InboxRulesJob, work: PlannedMessa
     items.push(item);
   }
   if (ctx.dryRun) return [];
-
-  // Once-only actions are marked pending before they are sent: a crash now can never make them happen twice.
-  const marking: MessageWork[] = [];
-  for (const item of items) {
-    const onceIds = [...item.graphOps.map((o) => o.step), ...item.calls].filter(onceOnly).map((s) => s.id);
-    if (onceIds.length === 0) continue;
-    for (const id of onceIds) item.pending.add(id);
-    marking.push(item);
-  }
-  await saveLedgers(ctx, marking);
 
   let transient: unknown;
   const settle = (item: MessageWork, step: Step, result: Outcome) => {
@@ -410,17 +403,25 @@ async function applyPage(ctx: JobContext, job: InboxRulesJob, work: PlannedMessa
     waitingFor.set(item, left);
     if (left === 0) release(item);
   };
-  const first: Promise<void>[] = [];
-  for (let i = 0; i < round1.length; i += BATCH_LIMIT) {
-    const chunk = round1.slice(i, i + BATCH_LIMIT);
-    first.push(ctx.graph.batch(chunk.map((r) => r.request), options).then((results) => {
+  // Once-only actions are marked pending just before they are sent, so a crash can never make them happen twice
+  // and gives up only what was in flight (the replay reports those 'skipped'); the rest of the page, not sent yet,
+  // is done by the replay. So round-1 batches go out ROUND1_PARALLEL at a time (the mailbox's concurrency),
+  // each marked when it leaves, not all queued (and marked) at once.
+  const mark = pendingMarker(ctx);
+  const chunks: (typeof round1)[] = [];
+  for (let i = 0; i < round1.length; i += BATCH_LIMIT) chunks.push(round1.slice(i, i + BATCH_LIMIT));
+  const sendRound1 = async () => {
+    for (let chunk = chunks.shift(); chunk; chunk = chunks.shift()) {
+      await mark(chunk.flatMap((r) => r.steps.map((step) => ({ item: r.item, step }))));
+      const results = await ctx.graph.batch(chunk.map((r) => r.request), options);
       chunk.forEach((r, k) => {
         for (const s of r.steps) settle(r.item, s, outcome(results[k]!));
         settled(r.item);
       });
-    }));
-  }
-  first.push(runCalls(actionContext, items, (item, step, result) => {
+    }
+  };
+  const first: Promise<void>[] = Array.from({ length: Math.min(ROUND1_PARALLEL, chunks.length) }, sendRound1);
+  first.push(runCalls(actionContext, items, mark, (item, step, result) => {
     settle(item, step, result);
     settled(item);
   }));
@@ -442,11 +443,13 @@ async function applyPage(ctx: JobContext, job: InboxRulesJob, work: PlannedMessa
 }
 
 /** The page's actions of kind 'call' (webhooks), CALLS_PARALLEL at a time. */
-async function runCalls(ctx: ActionContext, items: MessageWork[], settle: (item: MessageWork, step: Step, r: Outcome) => void): Promise<void> {
+async function runCalls(ctx: ActionContext, items: MessageWork[], mark: (steps: { item: MessageWork; step: Step }[]) => Promise<void>, settle: (item: MessageWork, step: Step, r: Outcome) => void): Promise<void> {
   const queue = items.flatMap((item) => item.calls.map((step) => ({ item, step })));
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) {
       const { item, step } = next;
+      // A store that cannot take the mark fails the page before the call is made (the replay tries again).
+      await mark([next]);
       try {
         const execution = ACTIONS[step.step.action].execution as Execution<unknown>;
         if (execution.kind !== 'call') throw new Error(`Rule engine: ${step.step.action} is not done by the agent itself.`);
@@ -476,17 +479,42 @@ function isTransient(error: unknown): boolean {
 /** One message's ledger entry, as written to the job's store. */
 type LedgerWrite = { key: string; value: LedgerEntry; ttlMs: number };
 
-function ledgerWrites(items: MessageWork[]): LedgerWrite[] {
-  return items.map((item) => ({
-    key: item.ledgerKey,
-    value: { done: item.ledger.done, ...(item.pending.size ? { pending: [...item.pending] } : {}) },
-    ttlMs: LEDGER_TTL_MS,
-  }));
+/**
+ * The messages' ledger entries. `final`: with this run's result (the page's commit, or its failure), when what the
+ * run reported 'skipped' becomes done; before that (a pending mark) those stay pending.
+ */
+function ledgerWrites(items: MessageWork[], final = true): LedgerWrite[] {
+  return items.map((item) => {
+    const done = final && item.skipped.length ? [...item.ledger.done, ...item.skipped] : item.ledger.done;
+    const pending = final ? [...item.pending].filter((id) => !item.skipped.includes(id)) : [...item.pending];
+    return { key: item.ledgerKey, value: { done, ...(pending.length ? { pending } : {}) }, ttlMs: LEDGER_TTL_MS };
+  });
 }
 
-/** The ledger entries of many messages in one write (one transaction on SQLite). */
+/**
+ * Marks the once-only steps among `steps` pending in the store (one write each call), before they are sent. The
+ * writes of one page go one after another, each taking the messages' state when it runs: two marks of one message
+ * written out of order would otherwise let the older one drop the newer pending mark.
+ */
+function pendingMarker(ctx: JobContext): (steps: { item: MessageWork; step: Step }[]) => Promise<void> {
+  let last: Promise<void> = Promise.resolve();
+  return (steps) => {
+    const marked = new Set<MessageWork>();
+    for (const { item, step } of steps) {
+      if (!onceOnly(step)) continue;
+      item.pending.add(step.id);
+      marked.add(item);
+    }
+    if (marked.size === 0) return Promise.resolve();
+    const write = last.then(() => saveLedgers(ctx, [...marked]));
+    last = write.catch(() => undefined);
+    return write;
+  };
+}
+
+/** Pending marks of many messages in one write (one transaction on SQLite). */
 async function saveLedgers(ctx: JobContext, items: MessageWork[]): Promise<void> {
-  await ctx.store.setMany(ledgerWrites(items));
+  await ctx.store.setMany(ledgerWrites(items, false));
 }
 
 /**
