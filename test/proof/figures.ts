@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO } from '../helpers/harness.ts';
+import { createRandom } from '../../src/sandbox/mailbox-generator.ts';
 
 export interface Figures {
   area: string;
@@ -36,17 +37,8 @@ export function writeFigures(figures: Figures): void {
   console.log(`PROOF FIGURES ${JSON.stringify(record)}`);
 }
 
-/** A small seeded PRNG (mulberry32): the same seed gives the same kill points. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG (the sandbox's mulberry32): the same seed gives the same kill points. */
+export const seededRandom = createRandom;
 
 /** PROOF_SEED when set (a failure's replay), else a fresh one; printed either way. */
 export function proofSeed(): number {
