@@ -5,6 +5,7 @@ import type { Logger } from '../config/logger.ts';
 import { Mailbox } from '../graph/mailbox.ts';
 import { fireClaims, Scheduler } from '../jobs/index.ts';
 import { ScheduleZone } from '../jobs/schedule-zone.ts';
+import { SnoozeWaker, type WakerClock } from '../jobs/snooze-waker.ts';
 import { createApp, serve } from '../web/index.ts';
 import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
 
@@ -12,7 +13,11 @@ import { buildStatus, createRuntime, type Runtime } from './runtime.ts';
  * `mailbox-agent start`: the sandbox (when no tenant is configured), the web UI and the scheduler.
  * Reads top to bottom: runtime → app → listen → schedule → shut down on a signal.
  */
-export async function startServer(config: Config, log: Logger, options: { installSignalHandlers?: boolean; shutdownGraceMs?: number; zoneCheckMs?: number } = {}): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void> }> {
+export async function startServer(
+  config: Config,
+  log: Logger,
+  options: { installSignalHandlers?: boolean; shutdownGraceMs?: number; zoneCheckMs?: number; snoozeClock?: WakerClock } = {},
+): Promise<{ rt: Runtime; server: Server; stop: () => Promise<void>; snoozeWaker: SnoozeWaker }> {
   const rt = await createRuntime(config, { log, sandbox: 'own' });
   if (rt.endpoints.sandbox) {
     log.info(`mailbox-agent is running against the built-in Microsoft 365 sandbox (MS_CLIENT_ID is not set). Open ${rt.publicUrl} and sign in as alice@contoso.test (password: sandbox).`);
@@ -33,6 +38,18 @@ export async function startServer(config: Config, log: Logger, options: { instal
   const zone = scheduleZoneOf(rt);
   const scheduler = new Scheduler(rt.runner, log.child({ component: 'scheduler' }), (await zone.load()).name, authGate, fireClaims(rt.store));
   zone.onChange((z) => void scheduler.setTimezone(z.name).catch((error) => log.warn({ err: error }, 're-scheduling in the new time zone failed')));
+  // Snoozed messages come back at their time, not at their job's next run; it reads the lists again after each run.
+  const snoozeWaker = new SnoozeWaker({
+    jobs: rt.jobs.jobs.filter((j) => j.type === 'inbox-rules').map((j) => j.name),
+    store: rt.store,
+    graph: rt.graph,
+    mailboxRoot: rt.appOnly?.mailboxRoot ?? '/me',
+    log: log.child({ component: 'snooze-waker' }),
+    gate: authGate,
+    ...(rt.appOnly ? { preflight: rt.appOnly.guard.preflight.bind(rt.appOnly.guard) } : {}),
+    clock: options.snoozeClock,
+  });
+  const stopRearming = rt.runner.onRunFinished((job) => snoozeWaker.rearm(job));
   const app = createApp({
     auth: rt.auth,
     runner: rt.runner,
@@ -48,6 +65,7 @@ export async function startServer(config: Config, log: Logger, options: { instal
   });
   const web = await serve(app, { port: config.port, host: config.host, log: log.child({ component: 'web' }) });
   scheduler.start();
+  snoozeWaker.start();
   void zone.refresh().catch((error) => log.warn({ err: error }, 'time zone check failed'));
   await rt.runner.settleRemovedJobs();
   // Keep-alive refresh every KEEPALIVE_DAYS even when no job runs, plus notification reminders and retries.
@@ -64,7 +82,8 @@ export async function startServer(config: Config, log: Logger, options: { instal
       const drained = web.close();
       runStop.abort();
       clearInterval(zoneCheck);
-      const [clean, answered] = await Promise.all([scheduler.stop(graceMs), settlesWithin(drained, graceMs)]);
+      stopRearming();
+      const [clean, answered] = await Promise.all([scheduler.stop(graceMs), settlesWithin(drained, graceMs), settlesWithin(snoozeWaker.stop(), graceMs)]);
       if (!answered) {
         log.warn({ graceMs }, 'a request did not finish in time; aborting the run behind it');
         runAbort.abort();
@@ -80,7 +99,7 @@ export async function startServer(config: Config, log: Logger, options: { instal
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   }
-  return { rt, server: web.server, stop };
+  return { rt, server: web.server, stop, snoozeWaker };
 }
 
 /**

@@ -81,6 +81,7 @@ export class JobRunner {
   private readonly running = new Set<string>();
   private readonly audit: AuditLog;
   private readonly lock: JobLock;
+  private readonly finishedListeners = new Set<(job: string) => void>();
   constructor(private readonly deps: JobRunnerDeps) {
     const now = deps.now ?? (() => new Date());
     this.audit = new AuditLog(deps.store, () => deps.jobs.jobs.map((j) => j.name), now);
@@ -98,6 +99,15 @@ export class JobRunner {
   /** What inbox rules have snoozed and until when, soonest first (src/jobs/rules/actions/snooze.ts). */
   snoozed(): ReturnType<typeof listSnoozed> {
     return listSnoozed(this.deps.jobs.jobs.filter((j) => j.type === 'inbox-rules').map((j) => ({ name: j.name, store: jobStore(this.deps.store, j.name) })));
+  }
+
+  /**
+   * Calls `listener` after each run that is not a dry run (the server's snooze waker reads again what it snoozed).
+   * Example: `const off = runner.onRunFinished((job) => waker.rearm(job)); … off()`.
+   */
+  onRunFinished(listener: (job: string) => void): () => void {
+    this.finishedListeners.add(listener);
+    return () => void this.finishedListeners.delete(listener);
   }
 
   get jobs(): JobSpec[] {
@@ -212,7 +222,10 @@ export class JobRunner {
     if (error) log.error({ err: error }, 'run failed');
     else if (deferred) log.warn({ until: deferred.until, reason: deferred.reason, examined: result.examined, actions: result.actions.length }, 'run deferred: Graph asked for a pause; progress is kept and the next run after it continues');
     else log.info({ examined: result.examined, actions: result.actions.length, failedActions, graphRequests: result.graphRequests }, 'run finished');
-    if (!dryRun) await this.record(name, result, failedActions, error, log);
+    if (!dryRun) {
+      await this.record(name, result, failedActions, error, log);
+      for (const listener of this.finishedListeners) listener(name);
+    }
     return result;
   }
 

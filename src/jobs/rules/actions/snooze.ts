@@ -1,7 +1,7 @@
 import { describe } from '../../../config/check-helpers.ts';
 import { GraphError } from '../../../graph/graph-error.ts';
 import { jobTimeZone, zoneOffset } from '../../../graph/timezone.ts';
-import type { JobStore } from '../../context.ts';
+import type { ActionRecord, JobStore } from '../../context.ts';
 import type { Mailbox } from '../../../graph/mailbox.ts';
 import type { Logger } from '../../../config/logger.ts';
 import { CHANGES_MAIL, type ActionDefinition } from '../definition.ts';
@@ -49,7 +49,8 @@ export function snoozeUntil(spec: string, now: Date, zone: string): Date | undef
 /**
  * `snooze: 2d` or `snooze: "next monday 08:00"`: moves the message to the Snoozed folder and brings it back to
  * the Inbox, unread, at that time (clock times in the jobs file's timezone, else the mailbox's). What is snoozed
- * is kept in the job's store, so it comes back even across restarts: the job's next run after the time does it.
+ * is kept in the job's store, so it comes back even across restarts: at its time while `mailbox-agent start`
+ * runs (src/jobs/snooze-waker.ts), else at the job's first run after it (`run <job>` included).
  */
 export const snooze: ActionDefinition<SnoozeSpec, SnoozeSpec> = {
   check: (raw, at, t) => {
@@ -77,33 +78,41 @@ export const snooze: ActionDefinition<SnoozeSpec, SnoozeSpec> = {
   bareValue: '…',
   readme: {
     example: 'snooze: "next monday 08:00"',
-    text: 'moves the message to a `Snoozed` folder and brings it back to the Inbox, unread, at that time: a duration (`30m`, `2h`, `2d`, `1w`) or `tomorrow`/`[next] <weekday>` with an optional `HH:MM` (default 08:00) in the jobs file\'s timezone, else the mailbox\'s; the job\'s first run after that time does it, across restarts too',
+    text: 'moves the message to a `Snoozed` folder and brings it back to the Inbox, unread, at that time: a duration (`30m`, `2h`, `2d`, `1w`) or `tomorrow`/`[next] <weekday>` with an optional `HH:MM` (default 08:00) in the jobs file\'s timezone, else the mailbox\'s; while `mailbox-agent start` runs it comes back at that time (at once when the agent starts after it), otherwise at the job\'s first run after it (`run <job>` too); kept in the job\'s store across restarts',
   },
 };
 
 /**
  * Brings back every snoozed message whose time has come: to the Inbox, unread. A message deleted meanwhile is
- * forgotten; a failure another try may cure keeps it for the next run. Returns what came back.
+ * forgotten; a failure another try may cure keeps it for the next try. With `signal`, stops between two messages
+ * once it is aborted (shutdown), keeping what is left. Returns what came back. Callers hold the job's lock (a run,
+ * or the snooze waker), so two of them never bring one message back twice.
  * Example: `await wakeSnoozed({ store, mailbox, log }, new Date())`.
  */
-export async function wakeSnoozed(ctx: { store: JobStore; mailbox: Mailbox; log: Logger }, now: Date): Promise<SnoozedMessage[]> {
+export async function wakeSnoozed(ctx: { store: JobStore; mailbox: Mailbox; log: Logger; signal?: AbortSignal }, now: Date): Promise<SnoozedMessage[]> {
   const list = (await ctx.store.get<SnoozedMessage[]>(SNOOZED_KEY)) ?? [];
   const due = list.filter((s) => Date.parse(s.until) <= now.getTime());
   if (due.length === 0) return [];
   const inbox = await ctx.mailbox.folder('inbox');
   const done = new Set<string>();
   for (const s of due) {
+    if (ctx.signal?.aborted) break;
     try {
       await ctx.mailbox.move(s.id, inbox.id);
       await ctx.mailbox.update(s.id, { isRead: false });
       done.add(s.id);
     } catch (error) {
       if (error instanceof GraphError && error.statusCode === 404) done.add(s.id);
-      else ctx.log.warn({ messageId: s.id, err: error }, 'a snoozed message could not be brought back yet; the next run tries again');
+      else ctx.log.warn({ messageId: s.id, err: error }, 'a snoozed message could not be brought back yet; it is tried again later');
     }
   }
   await ctx.store.set(SNOOZED_KEY, list.filter((s) => !done.has(s.id)));
   return due.filter((s) => done.has(s.id));
+}
+
+/** How a message brought back shows in a run's result and the audit log (the dashboard's recent actions). */
+export function unsnoozeRecord(s: SnoozedMessage): ActionRecord {
+  return { messageId: s.id, rule: '(snoozed)', action: 'unsnooze', value: s.until, subject: s.subject, result: 'done' };
 }
 
 /**
