@@ -1,16 +1,20 @@
 /**
  * Crash safety, driven from outside like a user's shell: the installed `mailbox-agent run <job> --json` on a backfill
- * whose rules move, PATCH, copy, forward and call a webhook, killed (SIGKILL to its process group) at seeded random
- * points, restarted each time, then let to finish. The outcome is checked against the rules evaluated HERE, by this
- * file's own few lines (not the agent's planner), and against the sandbox's record of every Graph request.
+ * whose rules move, PATCH, copy, forward, call a webhook, save attachments (to a local folder and to OneDrive) and
+ * reply with a template once per sender, killed (SIGKILL to its process group) at seeded random points, restarted
+ * each time, then let to finish. The outcome is checked against the rules evaluated HERE, by this file's own few
+ * lines (not the agent's planner), against the files on disk and in the sandbox's OneDrive, and against the
+ * sandbox's record of every Graph request and of the replies in Sent Items.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { AdminMessage } from '../../src/sandbox/admin.ts';
+import type { AdminMessage, DeliverMessageInput } from '../../src/sandbox/admin.ts';
+import type { AdminMessageDetail } from '../../src/sandbox/admin-extensions.ts';
 import type { GraphRequestLogEntry, TokenRequestLogEntry } from '../../src/sandbox/context.ts';
 import { cli } from '../helpers/cli.ts';
 import { signIn, startHarness, type Harness } from '../helpers/harness.ts';
@@ -25,7 +29,7 @@ const BOB = 'bob@contoso.test';
 /** A rule as this test understands it: the few match keys it uses, evaluated by `expectedFor` below. */
 interface ProofRule {
   name: string;
-  match: { subjectContains?: string; fromDomain?: string; from?: string };
+  match: { subjectContains?: string; fromDomain?: string; from?: string; hasAttachments?: boolean };
   actions: Record<string, unknown>[];
 }
 
@@ -37,8 +41,32 @@ export function proofRules(webhookUrl: string): ProofRule[] {
   ];
 }
 
+/** The local folder of the `files` rule, relative to the jobs file (so under the harness's directory). */
+export const SAVE_DIR = 'saved';
+/** The OneDrive folder of the invoices' PDFs. */
+export const DRIVE_DIR = '/Proof/Invoices';
+/** The reply window: longer than the whole proof, so a sender gets at most one reply in it. */
+const REPLY_DAYS = 7;
+const REPLY_TEMPLATE = 'Thanks {{sender.name}}, I have seen "{{subject}}" and will answer soon.';
+
+/**
+ * The crash proof's rules: `proofRules`, plus rules v2's actions that must survive a kill once per attachment and
+ * once per sender: the invoices' PDFs saved to OneDrive, every message's attachments saved to a local folder (by
+ * the month received, in the mailbox's zone), and a templated reply to urgent mail, at most once per sender a week.
+ */
+export function crashRules(webhookUrl: string): ProofRule[] {
+  const [invoices, ...rest] = proofRules(webhookUrl);
+  return [
+    { ...invoices!, actions: [...invoices!.actions, { saveAttachments: { to: `onedrive:${DRIVE_DIR}/{yyyy}`, types: ['pdf'] } }] },
+    ...rest,
+    { name: 'files', match: { hasAttachments: true }, actions: [{ saveAttachments: { to: `./${SAVE_DIR}/{yyyy}/{MM}` } }] },
+    { name: 'ack', match: { subjectContains: 'urgent' }, actions: [{ reply: { template: REPLY_TEMPLATE, oncePerSenderDays: REPLY_DAYS } }] },
+  ];
+}
+
 export function jobsYaml(rules: ProofRule[]): string {
-  return `jobs:\n  - name: proof\n    type: inbox-rules\n    schedule: "0 3 * * *"\n    folder: inbox\n    backfill: true\n    rules:\n${rules
+  // Scheduled once a year (1 January, 03:00): under `start`, a scheduled fire never lands on the test's own Run now.
+  return `jobs:\n  - name: proof\n    type: inbox-rules\n    schedule: "0 3 1 1 *"\n    folder: inbox\n    backfill: true\n    rules:\n${rules
     .map((r) => `      - name: ${r.name}\n        match: ${JSON.stringify(r.match)}\n        actions: ${JSON.stringify(r.actions)}\n`)
     .join('')}`;
 }
@@ -46,7 +74,8 @@ export function jobsYaml(rules: ProofRule[]): string {
 function matches(rule: ProofRule, m: AdminMessage): boolean {
   const from = m.from.toLowerCase();
   const domain = from.split('@')[1] ?? '';
-  const { subjectContains, fromDomain, from: exact } = rule.match;
+  const { subjectContains, fromDomain, from: exact, hasAttachments } = rule.match;
+  if (hasAttachments !== undefined && m.hasAttachments !== hasAttachments) return false;
   if (subjectContains !== undefined && !m.subject.toLowerCase().includes(subjectContains.toLowerCase())) return false;
   if (fromDomain !== undefined && domain !== fromDomain && !domain.endsWith(`.${fromDomain}`)) return false;
   if (exact !== undefined && from !== exact.toLowerCase()) return false;
@@ -61,11 +90,15 @@ export interface Expected {
   importance: string;
   /** Once-only actions the rules ask for: copyTo, forwardTo, webhook. */
   once: string[];
+  /** saveAttachments targets (`to`), with the `types` asked for, and the rule that asks. */
+  saves: { rule: string; to: string; types?: string[] }[];
+  /** Whether a rule asks for a templated reply. */
+  reply: boolean;
 }
 
 /** What the rules make of a message, as it was before the run: every matching rule acts, in order. */
 export function expectedFor(rules: ProofRule[], m: AdminMessage): Expected {
-  const out: Expected = { folder: 'inbox', categories: [...m.categories], isRead: m.isRead, flagStatus: m.flagStatus, importance: m.importance, once: [] };
+  const out: Expected = { folder: 'inbox', categories: [...m.categories], isRead: m.isRead, flagStatus: m.flagStatus, importance: m.importance, once: [], saves: [], reply: false };
   for (const rule of rules.filter((r) => matches(r, m))) {
     for (const action of rule.actions) {
       const [kind, value] = Object.entries(action)[0]!;
@@ -75,9 +108,263 @@ export function expectedFor(rules: ProofRule[], m: AdminMessage): Expected {
       if (kind === 'setImportance') out.importance = value as string;
       if (kind === 'moveTo') out.folder = value as string;
       if (kind === 'copyTo' || kind === 'forwardTo' || kind === 'webhook') out.once.push(kind);
+      if (kind === 'saveAttachments') out.saves.push({ rule: rule.name, ...(value as { to: string; types?: string[] }) });
+      if (kind === 'reply') out.reply = true;
     }
   }
   return out;
+}
+
+/** The sandbox's mailbox zone of alice ('W. Europe Standard Time'): where `{yyyy}` and `{MM}` are taken. */
+const MAILBOX_ZONE = 'Europe/Berlin';
+
+const pdfBytes = (text: string) => Buffer.from(`%PDF-1.4\n% ${text}\n%%EOF\n`);
+
+/**
+ * Mail delivered beside the generated mailbox, for what the generator never sends: urgent mail from the person
+ * herself, from a noreply address, with List-Id or Auto-Submitted, with a Reply-To (to a person, and to a robot),
+ * two urgent messages of one new sender; attachments whose names try to leave the folder or are not file names,
+ * two of one name in one message, and an invoice with a PDF and a picture (only the PDF goes to OneDrive).
+ */
+export function proofExtras(): DeliverMessageInput[] {
+  const file = (name: string, text: string, contentType = 'application/pdf') => ({ name, contentType, content: contentType === 'application/pdf' ? pdfBytes(text) : Buffer.from(text) });
+  return [
+    { subject: 'Urgent: a note to myself', from: ALICE },
+    { subject: 'URGENT: your parcel is waiting', from: 'noreply@parcels.example' },
+    { subject: 'Urgent: team list digest', from: { name: 'Carol Smith', address: 'carol@contoso.test' }, internetMessageHeaders: [{ name: 'List-Id', value: 'Team <team.contoso.test>' }] },
+    { subject: 'Urgent: I am out of office', from: 'dan@contoso.test', internetMessageHeaders: [{ name: 'Auto-Submitted', value: 'auto-replied' }] },
+    { subject: 'Urgent: quote needed', from: { name: 'Henry Ng', address: 'henry@fabrikam.example' }, replyTo: [{ name: 'Henry (assistant)', address: 'assistant@fabrikam.example' }] },
+    { subject: 'Urgent: order status', from: 'grace@fabrikam.example', replyTo: ['no-reply@fabrikam.example'] },
+    { subject: 'urgent: first of two', from: { name: 'Ivy <Lee> & Co', address: 'ivy@fabrikam.example' }, attachments: [file('../../escape.pdf', 'ivy escape'), file('..\\..\\win.txt', 'ivy windows path', 'text/plain')] },
+    { subject: 'urgent: second of two', from: { name: 'Ivy <Lee> & Co', address: 'ivy@fabrikam.example' }, attachments: [file('report.pdf', 'ivy report one'), file('report.pdf', 'ivy report two')] },
+    { subject: 'Invoice with odd names', from: 'billing@vendor.example', attachments: [file('a:b?.pdf', 'odd name'), file('scan.jpg', 'a picture', 'image/jpeg'), file('.hidden.pdf', 'dot name')] },
+  ];
+}
+
+/** What the agent must not reply to, by this file's own reading: the person herself, robots, lists, automatic mail. */
+function replyable(detail: AdminMessageDetail): boolean {
+  const to = (detail.replyTo.length ? detail.replyTo : [detail.from]).map((a) => a.address.toLowerCase());
+  if (detail.from.address.toLowerCase() === ALICE || to.includes(ALICE)) return false;
+  if (to.some((a) => /^(no-?reply|do-?not-?reply|mailer-daemon|postmaster)\b/.test(a))) return false;
+  const header = (name: string) => detail.internetMessageHeaders.find((x) => x.name.toLowerCase() === name.toLowerCase())?.value;
+  if (header('List-Id') !== undefined) return false;
+  const auto = header('Auto-Submitted');
+  return auto === undefined || auto.trim().toLowerCase() === 'no';
+}
+
+/** A file name as this test expects it saved: the last path segment, characters no file system takes replaced. */
+function expectedFileName(name: string): string {
+  const base = (name.split(/[/\\]/).pop() ?? '').replace(/[\u0000-\u001f<>:"|?*]/g, '_').replace(/^[.\s]+|[.\s]+$/g, '');
+  return base || 'attachment';
+}
+
+/** `name.pdf` for `name (3).pdf`: a numbered copy's original name. */
+const unnumbered = (name: string) => name.replace(/ \(\d+\)(?=\.[^.]*$|$)/, '');
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** `yyyy`, `MM` of an instant in the mailbox's zone. */
+function monthOf(iso: string): { yyyy: string; MM: string } {
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: MAILBOX_ZONE, year: 'numeric', month: '2-digit' }).formatToParts(new Date(iso));
+  return { yyyy: parts.find((p) => p.type === 'year')!.value, MM: parts.find((p) => p.type === 'month')!.value };
+}
+
+/** One attachment a rule must save: where (target root, folder under it), its bytes' hash, its name, its message. */
+interface WantedFile {
+  target: 'local' | 'onedrive';
+  dir: string;
+  hash: string;
+  size: number;
+  name: string;
+  messageId: string;
+  rule: string;
+}
+
+/** Every attachment the rules must save, read from the sandbox before the first run (old REST ids die with a move). */
+function wantedFiles(h: Harness, messages: AdminMessage[], expected: Map<string, Expected>): WantedFile[] {
+  const out: WantedFile[] = [];
+  for (const m of messages) {
+    const want = expected.get(m.immutableId)!;
+    if (want.saves.length === 0) continue;
+    const detail = h.sandbox.admin.messageDetail(ALICE, m.id);
+    for (const save of want.saves) {
+      const month = monthOf(m.receivedDateTime);
+      const onedrive = save.to.startsWith('onedrive:');
+      for (const a of detail.attachments) {
+        if (a.isInline) continue;
+        if (save.types && !save.types.some((t) => (t.includes('/') ? a.contentType === t : a.name.toLowerCase().endsWith(`.${t}`)))) continue;
+        const bytes = h.sandbox.admin.attachmentContent(ALICE, m.id, a.id);
+        out.push({ target: onedrive ? 'onedrive' : 'local', dir: onedrive ? month.yyyy : `${month.yyyy}/${month.MM}`, hash: sha(bytes), size: bytes.length, name: expectedFileName(a.name), messageId: m.immutableId, rule: save.rule });
+      }
+    }
+  }
+  return out;
+}
+
+/** Files under `root` (relative paths), recursively. */
+function filesUnder(root: string, skip: (full: string) => boolean = () => false): string[] {
+  if (!existsSync(root)) return [];
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, e.name);
+      if (skip(full)) continue;
+      if (e.isDirectory()) walk(full);
+      else if (e.isFile()) out.push(path.relative(root, full));
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** A run's record of one action, as `run --json` prints it. */
+interface ActionReport {
+  messageId: string;
+  rule: string;
+  action: string;
+  result: string;
+  error?: string;
+}
+
+/**
+ * Whether some run that ended reported the action given up: 'unsure', failed for good, or skipped because an
+ * interrupted run had started it (a once-only action is then never repeated).
+ */
+function givenUp(reports: ActionReport[], messageId: string, action: string, rule?: string): boolean {
+  return reports.some((a) => a.messageId === messageId && a.action === action && (rule === undefined || a.rule === rule) &&
+    (a.result === 'unsure' || (a.result === 'failed' && /not retried/.test(a.error ?? '')) || (a.result === 'skipped' && /interrupted/.test(a.error ?? ''))));
+}
+
+export interface SaveFigures {
+  /** Attachments the rules ask to save (local folder and OneDrive). */
+  wanted: number;
+  saved: number;
+  /** Missing, and reported given up by a run. */
+  reportedGivenUp: number;
+  lost: number;
+  doubled: number;
+  /** Files where none should be: outside the target, in the wrong month's folder, or unknown bytes. */
+  misplaced: number;
+  /** Temporary `.…part` files a kill left in the target folder (hidden; never under an attachment's name). */
+  leftoverParts: number;
+}
+
+/** Every attachment saved exactly once, under its own (or a numbered) name, in its folder; nothing anywhere else. */
+function checkSaves(h: Harness, wanted: WantedFile[], reports: ActionReport[], problem: (messageId: string, text: string) => void): SaveFigures {
+  const figures: SaveFigures = { wanted: wanted.length, saved: 0, reportedGivenUp: 0, lost: 0, doubled: 0, misplaced: 0, leftoverParts: 0 };
+  const localRoot = path.join(h.dir, SAVE_DIR);
+  const found: { target: 'local' | 'onedrive'; dir: string; name: string; hash: string; where: string }[] = [];
+  for (const rel of filesUnder(localRoot)) {
+    const name = path.basename(rel);
+    if (/^\..*\.part$/.test(name)) {
+      figures.leftoverParts++;
+      continue;
+    }
+    found.push({ target: 'local', dir: path.dirname(rel).split(path.sep).join('/'), name, hash: sha(readFileSync(path.join(localRoot, rel))), where: path.join(SAVE_DIR, rel) });
+  }
+  for (const f of h.sandbox.admin.driveFiles(ALICE)) {
+    const bytes = h.sandbox.admin.driveFileContent(ALICE, f.path)!;
+    if (!f.path.startsWith(`${DRIVE_DIR}/`)) {
+      figures.misplaced++;
+      problem('', `a file outside ${DRIVE_DIR} in OneDrive: ${f.path}`);
+      continue;
+    }
+    const rel = f.path.slice(DRIVE_DIR.length + 1);
+    found.push({ target: 'onedrive', dir: path.posix.dirname(rel), name: path.posix.basename(rel), hash: sha(bytes), where: `onedrive:${f.path}` });
+  }
+  const key = (x: { target: string; dir: string; hash: string }) => `${x.target}|${x.dir}|${x.hash}`;
+  const want = new Map<string, WantedFile[]>();
+  for (const w of wanted) want.set(key(w), [...(want.get(key(w)) ?? []), w]);
+  const got = new Map<string, typeof found>();
+  for (const f of found) got.set(key(f), [...(got.get(key(f)) ?? []), f]);
+  for (const [k, files] of got) {
+    const w = want.get(k);
+    if (!w) {
+      figures.misplaced += files.length;
+      for (const f of files) problem('', `${f.where}: a file no rule asked for here (wrong folder, or bytes of no attachment)`);
+      continue;
+    }
+    for (const f of files) if (!w.some((x) => x.name === unnumbered(f.name))) problem(w[0]!.messageId, `${f.where} is not named after its attachment (${w[0]!.name})`);
+  }
+  for (const [k, w] of want) {
+    const files = got.get(k) ?? [];
+    figures.saved += Math.min(files.length, w.length);
+    if (files.length > w.length) {
+      figures.doubled += files.length - w.length;
+      problem(w[0]!.messageId, `${w[0]!.name} saved ${files.length} times (${files.map((f) => f.where).join(', ')}), expected ${w.length}`);
+    }
+    for (const missing of w.slice(files.length)) {
+      if (givenUp(reports, missing.messageId, 'saveAttachments', missing.rule)) figures.reportedGivenUp++;
+      else {
+        figures.lost++;
+        problem(missing.messageId, `${missing.name} never saved to ${missing.target} ${missing.dir} and no run reported it given up`);
+      }
+    }
+  }
+  // Never a file outside the target folder: no attachment's bytes anywhere else in the agent's directory.
+  const hashes = new Set(wanted.map((w) => w.hash));
+  const sizes = new Set(wanted.map((w) => w.size));
+  const elsewhere = filesUnder(h.dir, (full) => full === localRoot || full === path.join(h.dir, 'sandbox'))
+    .filter((rel) => sizes.has(statSync(path.join(h.dir, rel)).size) && hashes.has(sha(readFileSync(path.join(h.dir, rel)))));
+  for (const rel of elsewhere) {
+    figures.misplaced++;
+    problem('', `an attachment saved outside ${SAVE_DIR}: ${rel}`);
+  }
+  return figures;
+}
+
+export interface ReplyFigures {
+  /** Senders the rules must answer (once each). */
+  senders: number;
+  replies: number;
+  reportedGivenUp: number;
+  lost: number;
+  doubled: number;
+  /** Replies to the person herself, a robot, a list, automatic mail, or mail no rule answers. */
+  wrong: number;
+}
+
+/**
+ * At most one reply per sender (the window is the whole proof), never to what must not be answered, and each
+ * sender due a reply got it or a run reported it given up; the Sent Items agree with the request log.
+ */
+function checkReplies(h: Harness, details: Map<string, AdminMessageDetail>, expected: Map<string, Expected>, mutations: Map<string, number>, reports: ActionReport[], problem: (messageId: string, text: string) => void): ReplyFigures {
+  const figures: ReplyFigures = { senders: 0, replies: 0, reportedGivenUp: 0, lost: 0, doubled: 0, wrong: 0 };
+  const bySender = new Map<string, string[]>();
+  const recipients: string[] = [];
+  for (const [id, detail] of details) {
+    const times = mutations.get(`${id}:reply`) ?? 0;
+    figures.replies += times;
+    for (let i = 0; i < times; i++) recipients.push(...(detail.replyTo.length ? detail.replyTo : [detail.from]).map((a) => a.address.toLowerCase()));
+    const due = expected.get(id)!.reply && replyable(detail);
+    if (times > 0 && !due) {
+      figures.wrong += times;
+      problem(id, `a reply sent to ${detail.from.address}, which must never be answered (own address, robot, list or automatic mail)`);
+    }
+    // Counted once, with its sender's below.
+    if (times > 1) problem(id, `replied ${times} times`);
+    if (due) bySender.set(detail.from.address.toLowerCase(), [...(bySender.get(detail.from.address.toLowerCase()) ?? []), id]);
+  }
+  for (const [sender, ids] of bySender) {
+    figures.senders++;
+    const times = ids.reduce((n, id) => n + (mutations.get(`${id}:reply`) ?? 0), 0);
+    if (times > 1) {
+      figures.doubled += times - 1;
+      problem(ids[0]!, `${sender} got ${times} replies within the ${REPLY_DAYS} days of oncePerSenderDays`);
+    }
+    if (times === 0) {
+      if (ids.some((id) => givenUp(reports, id, 'reply'))) figures.reportedGivenUp++;
+      else {
+        figures.lost++;
+        problem(ids[0]!, `${sender} never got a reply and no run reported one given up`);
+      }
+    }
+  }
+  // Sent Items hold exactly the replies the log shows, each to the original's Reply-To, else its sender.
+  const sent = h.sandbox.admin.messages(ALICE, 'sentitems').filter((m) => /^re: /i.test(m.subject));
+  const sentTo = sent.flatMap((m) => h.sandbox.admin.messageDetail(ALICE, m.id).to.map((a) => a.address.toLowerCase()));
+  assert.deepEqual(sentTo.sort(), recipients.sort(), 'the replies in Sent Items are the ones the request log shows');
+  return figures;
 }
 
 /** A local webhook receiver counting calls per message id. */
@@ -112,9 +399,9 @@ export function drainLogs(h: Harness) {
   return { graph, tokens, drain };
 }
 
-const MUTATION = /\/messages\/([^/?]+)\/(forward|copy|move)(?:\?|$)/;
+const MUTATION = /\/messages\/([^/?]+)\/(forward|copy|move|reply)(?:\?|$)/;
 
-/** Successful (2xx) Graph mutations per `messageId:action` (copy, forward, move; PATCH as 'patch'). */
+/** Successful (2xx) Graph mutations per `messageId:action` (copy, forward, move, reply; PATCH as 'patch'). */
 export function mutationsOf(log: GraphRequestLogEntry[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const e of log) {
@@ -151,6 +438,10 @@ export interface CrashFigures {
   doubled: number;
   /** Once-only actions not done and reported skipped/unsure by a run, as they must be. */
   reportedUnsure: number;
+  /** saveAttachments: every attachment once, in its folder (local and OneDrive). */
+  saves: SaveFigures;
+  /** reply: at most once per sender, never to what must not be answered. */
+  replies: ReplyFigures;
   /** Grants revoked for a refresh token presented twice after a kill between Entra's answer and the store write. */
   grantLostInUnclosableWindow: number;
   runs: number;
@@ -165,24 +456,31 @@ export interface CrashFigures {
 export async function crashProof(options: { messages: number; kills: number; seed: number; via?: 'run' | 'start' }): Promise<CrashFigures> {
   const random = seededRandom(options.seed);
   const hook = await webhookServer();
-  const rules = proofRules(hook.url);
+  const rules = crashRules(hook.url);
   // Access tokens of 6 s, reused for 3 s (the agent refreshes a short-lived token at half its lifetime): refreshes happen during the runs.
   const h = await startHarness({ jobsFile: jobsYaml(rules), sandboxOptions: { accessTokenLifetimeSec: 6 } });
   const logDir = path.join(h.dir, 'logs');
   mkdirSync(logDir, { recursive: true });
   try {
     h.sandbox.admin.generate(ALICE, options.messages, options.seed);
+    const extras = proofExtras();
+    for (const m of extras) h.sandbox.admin.deliver(ALICE, m);
+    // A simple upload takes at most 121 bytes here: the generated invoices (122 bytes) go through upload sessions,
+    // their terms and conditions (121) and most delivered PDFs through the simple upload.
+    h.sandbox.admin.setSimpleUploadMaxBytes(121);
     await signIn(h);
     h.sandbox.admin.setRevokeOnReuse(true);
     // Sub-requests take a little time in their slot, so a kill can land between a batch's send and its answer.
     h.sandbox.admin.setSubRequestMs(3);
     const before = h.sandbox.admin.messages(ALICE, 'inbox');
-    assert.equal(before.length, options.messages);
+    assert.equal(before.length, options.messages + extras.length);
     const expected = new Map(before.map((m) => [m.immutableId, expectedFor(rules, m)]));
+    const wanted = wantedFiles(h, before, expected);
+    const details = new Map(before.filter((m) => expected.get(m.immutableId)!.reply).map((m) => [m.immutableId, h.sandbox.admin.messageDetail(ALICE, m.id)]));
     const logs = drainLogs(h);
     logs.drain();
     const bin = (await installedPackage()).bin;
-    const results: { actions: { messageId: string; action: string; result: string; error?: string }[]; ok: boolean }[] = [];
+    const results: { actions: ActionReport[]; ok: boolean }[] = [];
     const killPoints: string[] = [];
     let killsLanded = 0;
     let grantLost = 0;
@@ -334,6 +632,17 @@ export async function crashProof(options: { messages: number; kills: number; see
     let doubled = 0;
     let reportedUnsure = 0;
     const problems: string[] = [];
+    // Attachments and replies, checked first: a message with a problem there has not survived either.
+    const reports = results.flatMap((r) => r.actions);
+    const failing = new Set<string>();
+    const note = (id: string, text: string) => {
+      if (id) failing.add(id);
+      problems.push(`${id ? `${id.slice(-12)} ${before.find((m) => m.immutableId === id)?.subject}` : '(no message)'}: ${text}`);
+    };
+    const saves = checkSaves(h, wanted, reports, note);
+    const replies = checkReplies(h, details, expected, mutations, reports, note);
+    lost += saves.lost + replies.lost;
+    doubled += saves.doubled + replies.doubled + replies.wrong + saves.misplaced;
     const copiesFolder = h.sandbox.admin.folders(ALICE).find((f) => f.path === 'Proof/Copies');
     const copies = copiesFolder ? h.sandbox.admin.messages(ALICE, copiesFolder.id) : [];
     for (const [id, want] of expected) {
@@ -361,6 +670,7 @@ export async function crashProof(options: { messages: number; kills: number; see
         }
       }
       if ((mutations.get(`${id}:move`) ?? 0) > 1 && want.folder === 'inbox') (ok = false), doubled++, problem('moved although it should stay');
+      if (failing.has(id)) ok = false;
       if (ok) survived++;
     }
     // Every copy in Proof/Copies is one the log shows, and none is a copy of a copy.
@@ -383,7 +693,7 @@ export async function crashProof(options: { messages: number; kills: number; see
     assert.equal(state.jobs.find((j) => j.name === 'proof')?.lastResult?.ok, true);
     assert.ok(await h.rt.store.getSecret('auth:tokens'), 'the tokens decrypt');
     assert.deepEqual(problems.slice(0, 20), [], `${problems.length} messages differ from the rules' outcome (seed ${options.seed})`);
-    return { seed: options.seed, messages: options.messages, kills: options.kills, killsLanded, survived, lost, doubled, reportedUnsure, grantLostInUnclosableWindow: grantLost, runs, killPoints };
+    return { seed: options.seed, messages: before.length, kills: options.kills, killsLanded, survived, lost, doubled, reportedUnsure, saves, replies, grantLostInUnclosableWindow: grantLost, runs, killPoints };
   } finally {
     await h.close();
     await hook.close();
