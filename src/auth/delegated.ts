@@ -1,4 +1,4 @@
-import * as client from 'openid-client';
+import type * as client from 'openid-client';
 import type { Logger } from '../config/logger.ts';
 import type { NotifySink } from '../notify/index.ts';
 import { AgentError, RemoteError } from '../config/errors.ts';
@@ -6,7 +6,6 @@ import type { FetchLike } from '../config/transport.ts';
 import type { Store } from '../store/index.ts';
 import { classifyTokenError, MAY_CLEAR_RETRY_MS, type ClassifiedFailure } from './entra-errors.ts';
 import { parseRetryAfter } from '../graph/retry-policy.ts';
-import { buildAuthorizationUrl, discoverIssuer } from './oidc.ts';
 import type { AccountInfo, AuthProblem, AuthStatus, TokenProvider } from './types.ts';
 
 /** Personal Microsoft accounts sign in under this tenant id [entra-docs id-token-claims-reference]. */
@@ -23,6 +22,15 @@ const REFRESH_LOCK_WAIT_MS = 60_000;
 
 /** The steps of a refresh, in order; `trace` reports each (the crash tests kill a process at each). */
 export type RefreshStep = 'lock-wait' | 'lock-acquired' | 'reused-rotated' | 'request' | 'response' | 'persisted' | 'released';
+
+/**
+ * openid-client (with jose and oauth4webapi under it) and src/auth/oidc.ts load when the agent first talks to the
+ * identity provider: `status`, and a run whose access token is still fresh, never do (docs/BENCHMARKS.md).
+ */
+let openid: typeof import('openid-client') | undefined;
+async function openidClient(): Promise<typeof import('openid-client')> {
+  return (openid ??= await import('openid-client'));
+}
 
 export const KEYS = { account: 'auth:account', tokens: 'auth:tokens', problem: 'auth:problem', throttle: 'auth:throttle', clock: 'auth:clock' } as const;
 
@@ -129,7 +137,7 @@ export class DelegatedAuth implements TokenProvider {
     let pending = this.configs.get(cacheKey);
     if (!pending) {
       for (const key of this.configs.keys()) if (key.startsWith(`${tenant}@`)) this.configs.delete(key);
-      pending = discoverIssuer({ ...this.opts, fetch: this.fetch, tenant, clockSkew }).catch((cause) => {
+      pending = import('./oidc.ts').then(({ discoverIssuer }) => discoverIssuer({ ...this.opts, fetch: this.fetch, tenant, clockSkew })).catch((cause) => {
         this.configs.delete(cacheKey);
         throw new AgentError('AUTH_TRANSIENT', `Cannot read the identity provider's metadata at ${this.opts.authorityHost.origin}/${tenant}/v2.0: ${(cause as Error).message}`, {
           remedy: 'Check MS_AUTHORITY_HOST and MS_TENANT, and that this machine reaches the identity provider (run mailbox-agent doctor).',
@@ -149,6 +157,7 @@ export class DelegatedAuth implements TokenProvider {
 
   async startSignin(): Promise<{ url: string; pending: PendingSignin }> {
     const config = await this.configFor(await this.tenantSegment());
+    const [client, { buildAuthorizationUrl }] = await Promise.all([openidClient(), import('./oidc.ts')]);
     const codeVerifier = client.randomPKCECodeVerifier();
     const pending: PendingSignin = { state: client.randomState(), nonce: client.randomNonce(), codeVerifier, createdAt: this.now() };
     const account = await this.opts.store.get<AccountInfo>(KEYS.account);
@@ -189,6 +198,7 @@ export class DelegatedAuth implements TokenProvider {
     }
     const tenant = await this.tenantSegment();
     const config = await this.configFor(tenant);
+    const client = await openidClient();
     let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
     try {
       tokens = await client.authorizationCodeGrant(config, callbackUrl, {
@@ -212,6 +222,7 @@ export class DelegatedAuth implements TokenProvider {
    */
   async deviceSignin(show: (code: { verificationUri: string; userCode: string; expiresInSec: number; message: string }) => void, options: { signal?: AbortSignal } = {}): Promise<AccountInfo> {
     const config = await this.configFor(await this.tenantSegment());
+    const client = await openidClient();
     let authorization: Awaited<ReturnType<typeof client.initiateDeviceAuthorization>>;
     try {
       authorization = await client.initiateDeviceAuthorization(config, { scope: this.scopes(), ...(this.opts.mailbox ? { login_hint: this.opts.mailbox } : {}) });
@@ -356,6 +367,7 @@ export class DelegatedAuth implements TokenProvider {
         remedy: 'Nothing to do: the agent tries again after that time.',
       });
     }
+    const client = await openidClient();
     let response: client.TokenEndpointResponse;
     let waitedMs = 0;
     for (let attempt = 1; ; attempt++) {
@@ -660,18 +672,21 @@ function expiresAt(tokens: client.TokenEndpointResponse, now: number): number | 
 
 /** The HTTP response behind an openid-client error, when the server answered at all. */
 function responseOf(cause: unknown): Response | undefined {
-  if (cause instanceof client.ResponseBodyError) return cause.response;
+  if (openid && cause instanceof openid.ResponseBodyError) return cause.response;
   // Not `instanceof Response`: the transport may be undici's own fetch, whose Response is another class.
   const inner = (cause as { cause?: { status?: unknown; headers?: { get?: unknown } } }).cause;
   return inner && typeof inner.status === 'number' && typeof inner.headers?.get === 'function' ? (inner as unknown as Response) : undefined;
 }
 
-/** Maps openid-client errors to a failure class: the server said no (body) vs network vs our own check. */
+/**
+ * Maps openid-client errors to a failure class: the server said no (body) vs network vs our own check.
+ * (An openid-client error exists only once openid-client is loaded.)
+ */
 export function classifyClientError(cause: unknown): ClassifiedFailure {
-  if (cause instanceof client.ResponseBodyError) {
+  if (openid && cause instanceof openid.ResponseBodyError) {
     return classifyTokenError(cause.cause as Record<string, unknown>, cause.status);
   }
-  if (cause instanceof client.AuthorizationResponseError) {
+  if (openid && cause instanceof openid.AuthorizationResponseError) {
     return classifyTokenError({ error: cause.error, error_description: cause.error_description });
   }
   const code = (cause as { code?: string }).code ?? '';
