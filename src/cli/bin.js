@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The package's bin: loads the CLI and calls main() on the arguments. npx, npm link, npm install -g and
 // node_modules/.bin all start it through a symlink named mailbox-agent, so nothing here depends on the path
-// that started it. It loads the build in dist/ (`npm ci`/`npm install` make it: the prepare script; a packed
-// tarball ships it: the prepack script) when every source file is older than its build; otherwise the TypeScript
-// sources through tsx, so an edited or freshly pulled source never runs stale code and there is no build step to
-// forget. The build starts in half the time and takes ~35 MB less memory (docs/BENCHMARKS.md).
+// that started it. It loads the build in dist/ (an esbuild bundle, scripts/build.mjs: `npm ci`/`npm install` make
+// it, the prepare script; a packed tarball ships it, the prepack script) when it was made from the sources as they
+// are now (src/cli/build-check.js); otherwise the TypeScript sources through tsx, so an edited or freshly pulled
+// source never runs stale code and there is no build step to forget. The bundle loads a few files per command
+// instead of ~160 modules: less than half the CPU and ~10 MB less memory for `status` (docs/BENCHMARKS.md).
 // MAILBOX_AGENT_SOURCES=1 forces tsx.
 import { existsSync } from 'node:fs';
 import path from 'node:path';

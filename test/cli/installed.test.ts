@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,19 +24,21 @@ describe('the packed package, installed with --omit=dev, through node_modules/.b
   });
   after(() => h?.close());
 
-  test('the bin is a symlink npm made, and the package holds the build, the views and the example files, not the tests', () => {
+  test('the bin is a symlink npm made, and the package holds the bundle, the views and the example files, not the tests or the sources', () => {
     assert.ok(lstatSync(pkg.bin).isSymbolicLink());
-    for (const file of ['dist/src/cli/main.js', 'dist/src/web/app.js', 'src/cli/bin.js', 'src/cli/build-check.js', 'views/layout.eta', 'agent.config.yaml', '.env.example']) {
+    for (const file of ['dist/src/cli/main.js', 'dist/src/build-stamp.json', 'src/cli/bin.js', 'src/cli/build-check.js', 'views/layout.eta', 'agent.config.yaml', '.env.example']) {
       assert.ok(existsSync(path.join(pkg.dir, file)), `${file} is in the tarball`);
     }
-    for (const absent of ['test', 'bench', 'data', 'src/cli/main.ts', 'dist/test']) {
+    assert.ok(readdirSync(path.join(pkg.dir, 'dist/src/chunks')).some((f) => f.endsWith('.js')), 'the bundle\'s chunks are in the tarball');
+    // The bundle, not a file per module: src/web/app.ts is inside a chunk (views/ is found from there).
+    for (const absent of ['test', 'bench', 'data', 'scripts', 'src/cli/main.ts', 'dist/test', 'dist/src/web/app.js']) {
       assert.ok(!existsSync(path.join(pkg.dir, absent)), `${absent} is not in the tarball`);
     }
     assert.ok(!existsSync(path.join(pkg.prefix, 'node_modules/typescript')), '--omit=dev: no dev dependency');
     for (const elsewhere of [REPO, pkg.prefix]) assert.ok(path.relative(elsewhere, h.dir).startsWith('..'), `the working directory is outside ${elsewhere}`);
   });
 
-  test('--help prints the usage, from the compiled build', async () => {
+  test('--help prints the usage, from the bundle', async () => {
     // A preload that writes down, as the process exits, what bin.js loaded (the build or the sources through tsx).
     const tmp = mkdtempSync(path.join(tmpdir(), 'ma-installed-'));
     const marker = path.join(tmp, 'loaded');
@@ -49,7 +51,7 @@ describe('the packed package, installed with --omit=dev, through node_modules/.b
     assert.equal(code, 0);
     assert.match(stdout, /^Usage: mailbox-agent <command> \[options\]/);
     assert.match(stdout, /run <job> \[--dry-run\] \[--json\]/);
-    assert.equal(readFileSync(marker, 'utf8'), 'compiled', 'the installed binary runs dist/, never the sources through tsx');
+    assert.equal(readFileSync(marker, 'utf8'), 'compiled', 'the installed binary runs the bundle in dist/, never the sources through tsx');
   });
 
   test('status --json and a sandbox run --json answer from another working directory', async () => {

@@ -28,7 +28,7 @@ export interface InstalledPackage {
 let installing: Promise<InstalledPackage> | undefined;
 
 /**
- * This checkout as a user gets it: `npm pack` (the prepack script builds dist/), then the tarball installed with
+ * This checkout as a user gets it: `npm pack` (the prepack script bundles dist/), then the tarball installed with
  * `npm install --omit=dev` into a prefix of its own. Done once per content of what is packed, shared by every test
  * process: the first one packs and installs under a lock, the others wait for it and reuse the result.
  * @example spawn((await installedPackage()).bin, ['--help'])
@@ -66,11 +66,12 @@ async function install(): Promise<InstalledPackage> {
 }
 
 /**
- * A hash of what the tarball is made of: package.json, the files it lists (dist/src as its input, src/, and the
- * TypeScript settings that build it), README.md, and the dependency key (native modules depend on the Node version).
+ * A hash of what the tarball is made of: package.json, the files it lists (dist/src as its input, src/), what builds
+ * the bundle (scripts/build.mjs, tsconfig.json, and package-lock.json for the versions of the packages it inlines),
+ * README.md, and the dependency key (native modules depend on the Node version).
  */
 function contentKey(files: string[], deps: string): string {
-  const inputs = new Set(['package.json', 'README.md', 'tsconfig.json', 'tsconfig.build.json', ...files.map((f) => f.replace(/^dist\//, ''))]);
+  const inputs = new Set(['package.json', 'package-lock.json', 'README.md', 'tsconfig.json', 'scripts/build.mjs', ...files.map((f) => f.replace(/^dist\//, ''))]);
   const parts: string[] = [deps];
   const add = (rel: string) => {
     const abs = path.join(REPO, rel);

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// Builds dist/: the CLI as one esbuild bundle split into chunks per dynamic import, so a command loads a few files
+// instead of ~160 modules (docs/BENCHMARKS.md). `npm ci`/`npm install` run it (the prepare script), `npm pack`
+// ships its output (prepack). It does not type-check: `npm run typecheck` (part of `npm test`) does.
+//
+//   node scripts/build.mjs [--root <package root>] [--metafile <file>]
+//
+// --metafile writes esbuild's record of which input went into which output (to see what makes a chunk big).
+//
+// Output, every file at the same depth under dist/src (src/web/app.ts finds views/ three levels up from its file):
+//   dist/src/cli/main.js       the entry bin.js loads (BUILD_ENTRY), exporting main()
+//   dist/src/cli/server.js, dist/src/config/{index,logger}.js
+//                              entries of their own for bench/idle-server-child.mjs (startServer, loadConfig,
+//                              createLogger); they share their chunks with main.js, so one module state
+//   dist/src/chunks/*.js       the code entries share, and what each dynamic import loads
+//   dist/src/build-stamp.json  what it was made from (src/cli/build-check.js) and which packages each file holds; written with the rest in a folder of
+//                              its own that replaces dist/ when complete, so a failed build leaves none
+import { build } from 'esbuild';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BUILD_STAMP, installedVersions, sourceState } from '../src/cli/build-check.js';
+
+const { values } = parseArgs({ options: { root: { type: 'string' }, metafile: { type: 'string' } } });
+const root = path.resolve(values.root ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
+
+const ENTRIES = ['src/cli/main.ts', 'src/cli/server.ts', 'src/config/index.ts', 'src/config/logger.ts'];
+
+/**
+ * Loaded from node_modules at run time, not inlined: native code (sqlite3, under the keyv adapter and the lock),
+ * keyv and its adapters and pg (loaded only for their STORE_URL; the adapters import keyv themselves, so one copy),
+ * pino (its transports start worker threads from files next to its own, found through __dirname; inlined or not,
+ * `status` took the same time), what is loaded by createRequire on first use (pino-pretty, windows-iana), the
+ * sandbox's and certificate sign-in's big libraries (node-forge, msal-node: only `start` without a tenant,
+ * `sandbox` and app-only sign-in load them), and tsx (custom `.ts` job modules register it). The rest (zod, yaml,
+ * node-cron, openid-client, express, undici, …) is inlined, each in the chunk of the commands that use it.
+ */
+const EXTERNAL = [
+  'sqlite3', 'keyv', '@keyv/*', 'pg', 'pg-*', 'pino', 'pino-pretty', 'windows-iana', 'node-forge', '@azure/msal-node', 'tsx', 'tsx/*',
+];
+
+/**
+ * `import { z } from 'zod'` makes `z` a value holding all of zod, so the bundle keeps everything zod exports, its
+ * 40 locales among them (~470 KB of the ~600 KB zod chunk that `status` loads: 3 MB of RSS). `import * as z from
+ * 'zod'` is the same module's exports for every `z.<name>` the code writes, and lets esbuild keep only those. The
+ * sources that say the former (src/config/env-schema.ts, jobs-file.ts) are bundled as if they said the latter; the
+ * files themselves are left as they are. Once they say `import * as z`, this changes nothing.
+ */
+const zodAsNamespace = {
+  name: 'zod-as-namespace',
+  setup(b) {
+    b.onLoad({ filter: /\.ts$/ }, async ({ path: file }) => {
+      if (path.relative(path.join(root, 'src'), file).startsWith('..')) return undefined;
+      const text = await readFile(file, 'utf8');
+      const rewritten = text.replace(/^import \{ z \} from 'zod';$/m, "import * as z from 'zod';");
+      return rewritten === text ? undefined : { contents: rewritten, loader: 'ts' };
+    });
+  },
+};
+
+const sources = sourceState(root); // before the build reads them: an edit made meanwhile leaves the build stale
+const tmp = path.join(root, `dist.building-${process.pid}`);
+rmSync(tmp, { recursive: true, force: true });
+try {
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: ENTRIES,
+    outbase: '.',
+    outdir: tmp,
+    chunkNames: 'src/chunks/[name]-[hash]',
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    external: EXTERNAL,
+    // Whitespace and syntax only, not identifiers: a stack trace still names the functions it went through (a
+    // chunk's line:column alone would say little), with no --keep-names wrappers to run and no source map to load.
+    // Measured on `status`: the same time as the full minify, 25% less CPU than no minify.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none',
+    // The CommonJS packages inlined (express and its dependencies) call require() for Node's own modules.
+    banner: { js: "import{createRequire as __maCreateRequire}from'node:module';const require=__maCreateRequire(import.meta.url);" },
+    plugins: [zodAsNamespace],
+    metafile: true,
+    logLevel: 'warning',
+  });
+  if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
+  mkdirSync(path.join(tmp, 'src'), { recursive: true });
+  const stamp = { sources, packages: inlinedPackages(result.metafile), outputs: outputPackages(result.metafile) };
+  writeFileSync(path.join(tmp, path.relative('dist', BUILD_STAMP)), `${JSON.stringify(stamp, null, 1)}\n`);
+  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+  renameSync(tmp, path.join(root, 'dist'));
+} catch (error) {
+  rmSync(tmp, { recursive: true, force: true });
+  throw error;
+}
+
+/**
+ * Each output file (as dist/…) with the packages whose code it holds: what a command loads, by package, when it
+ * loads that file (test/cli/lazy-commands.test.ts asks it of the bundle as of the sources).
+ */
+function outputPackages(metafile) {
+  return Object.fromEntries(Object.entries(metafile.outputs).map(([file, { inputs }]) => [
+    path.join('dist', path.relative(tmp, path.resolve(root, file))).split(path.sep).join('/'),
+    [...new Set(Object.keys(inputs).map((input) => /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(input)?.[1]).filter(Boolean))].sort(),
+  ]));
+}
+
+/** Each package the bundle holds code of, as its folder under the root (nested copies too), with its version. */
+function inlinedPackages(metafile) {
+  const dirs = new Set(Object.keys(metafile.inputs).map((input) => /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1]).filter(Boolean));
+  return installedVersions(root, [...dirs].sort());
+}
