@@ -1,13 +1,16 @@
 /**
  * A clock and one-shot timers that a test moves by hand, for code that takes `{ now, setTimer }` (the snooze
- * waker). `now()` is the real time plus what the test has advanced; a timer fires only when `advance` passes its
- * time, and `advance` awaits `settle` first and after each timer, so the work a timer starts is finished before the next.
+ * waker). `now()` is the real time (`frozen`: the time the clock was made) plus what the test has advanced; a
+ * timer fires only when `advance` passes its time, and `advance` awaits `settle` first and after each timer, so
+ * the work a timer starts is finished before the next.
  * Example: `const clock = fakeClock(); …; await clock.advance(30 * 60_000, () => waker.settled())`.
  */
-export function fakeClock(options: { offsetMs?: number } = {}) {
+export function fakeClock(options: { offsetMs?: number; frozen?: boolean } = {}) {
   let offset = options.offsetMs ?? 0;
   const timers = new Set<{ at: number; fn: () => void }>();
-  const now = () => Date.now() + offset;
+  // Frozen: time moves only by `advance` (unit tests); else with the real clock too, as the rest of the agent sees it.
+  const frozenAt = Date.now();
+  const now = () => (options.frozen ? frozenAt : Date.now()) + offset;
   return {
     now,
     setTimer(fn: () => void, ms: number): () => void {
