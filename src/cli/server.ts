@@ -47,6 +47,7 @@ export async function startServer(
     log: log.child({ component: 'snooze-waker' }),
     gate: authGate,
     ...(rt.appOnly ? { preflight: rt.appOnly.guard.preflight.bind(rt.appOnly.guard) } : {}),
+    nextRun: (job) => scheduler.nextRun(job),
     clock: options.snoozeClock,
   });
   const stopRearming = rt.runner.onRunFinished((job) => snoozeWaker.rearm(job));

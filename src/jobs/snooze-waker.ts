@@ -20,6 +20,17 @@ export const BUSY_RETRY_MS = 15_000;
 /** A wake-up failed (Graph, the store, the confinement proof): the first wait before the next try, doubled after each failure in a row up to FAILURE_RETRY_MAX_MS. */
 export const FAILURE_RETRY_MS = 60_000;
 export const FAILURE_RETRY_MAX_MS = 30 * 60_000;
+/**
+ * A scheduled run of the job due this soon brings the message back itself, at its start: the waker leaves it to
+ * the run, whose start would otherwise find the job held and be skipped (the runner waits one second for it).
+ */
+export const RUN_SOON_MS = 5_000;
+/**
+ * At most this many messages per hold of the job's lock, then a pause of WAKE_PAUSE_MS: after a long downtime a
+ * scheduled run that starts meanwhile gets the job within the second it waits, not after every message is back.
+ */
+export const WAKE_BATCH = 5;
+export const WAKE_PAUSE_MS = 2_000;
 
 /** The waker's sense of time; tests pass a clock they move by hand. */
 export interface WakerClock {
@@ -50,6 +61,8 @@ export interface SnoozeWakerDeps {
   gate?: () => Promise<string | undefined>;
   /** Before acting, as before a run (app-only: the confinement proof); a throw counts as a failed wake-up. */
   preflight?: (log: Logger) => Promise<unknown>;
+  /** When the job's next scheduled run is (the Scheduler's `nextRun`), so as to leave the work to a run about to start. */
+  nextRun?: (job: string) => Date | null;
   clock?: WakerClock;
 }
 
@@ -177,6 +190,9 @@ export class SnoozeWaker {
     if (await pausedNow()) return later;
     const previous = this.backoff.get(job);
     if (previous && now < previous.until) return Math.min(previous.until, later);
+    const run = this.deps.nextRun?.(job)?.getTime();
+    if (run !== undefined && run - now <= RUN_SOON_MS) return Math.min(now + BUSY_RETRY_MS, later);
+    const dueCount = times.filter((t) => t <= now).length;
     let outcome: 'busy' | 'done' | 'failed';
     try {
       outcome = await this.wake(job, now);
@@ -189,9 +205,11 @@ export class SnoozeWaker {
       return Math.min(now + BUSY_RETRY_MS, later);
     }
     const left = await this.untilTimes(job);
-    if (outcome === 'done' && !left.some((t) => t <= now)) {
+    const stillDue = left.filter((t) => t <= now).length;
+    if (outcome === 'done' && stillDue <= Math.max(0, dueCount - WAKE_BATCH)) {
       this.backoff.delete(job);
-      return earliest(left);
+      // More than one batch was due: the next after a pause that lets a run in.
+      return stillDue > 0 ? now + WAKE_PAUSE_MS : earliest(left);
     }
     // Something due is still there (a failure another try may cure, logged by wakeSnoozed): never a tight loop.
     const failures = (previous?.failures ?? 0) + 1;
@@ -215,7 +233,7 @@ export class SnoozeWaker {
     try {
       await this.deps.preflight?.(log);
       const mailbox = new Mailbox(this.deps.graph.scoped(), this.deps.mailboxRoot);
-      const woken = await wakeSnoozed({ store: jobStore(this.deps.store, job), mailbox, log, signal: this.stopping.signal }, new Date(now));
+      const woken = await wakeSnoozed({ store: jobStore(this.deps.store, job), mailbox, log, signal: this.stopping.signal }, new Date(now), { limit: WAKE_BATCH });
       if (woken.length > 0) {
         log.info({ messages: woken.length }, 'snoozed messages brought back to the Inbox');
         await this.audit.append(job, runId, woken.map(unsnoozeRecord)).catch((error) => log.error({ err: error }, 'could not write the audit log'));

@@ -5,7 +5,7 @@ import type { GraphClient } from '../../src/graph/client.ts';
 import { GraphError } from '../../src/graph/graph-error.ts';
 import type { SnoozedMessage } from '../../src/jobs/rules/actions/snooze.ts';
 import { AuditLog } from '../../src/jobs/audit.ts';
-import { BUSY_RETRY_MS, FAILURE_RETRY_MS, RECHECK_MS, SnoozeWaker } from '../../src/jobs/snooze-waker.ts';
+import { BUSY_RETRY_MS, FAILURE_RETRY_MS, RECHECK_MS, RUN_SOON_MS, SnoozeWaker, WAKE_BATCH, WAKE_PAUSE_MS } from '../../src/jobs/snooze-waker.ts';
 import { JobLock } from '../../src/jobs/lock.ts';
 import { memoryStore, type Store } from '../../src/store/index.ts';
 import { fakeClock } from '../helpers/fake-clock.ts';
@@ -36,12 +36,12 @@ function fakeGraph(options: { fail?: (method: string, path: string) => number | 
   return { graph: graph as unknown as GraphClient, calls, moves: () => calls.filter((c) => /\/move /.test(c)) };
 }
 
-function setUp(options: { gate?: () => Promise<string | undefined>; graph?: ReturnType<typeof fakeGraph>; jobs?: string[] } = {}) {
+function setUp(options: { gate?: () => Promise<string | undefined>; graph?: ReturnType<typeof fakeGraph>; jobs?: string[]; nextRun?: (job: string) => Date | null } = {}) {
   const store = memoryStore(randomBytes(32));
   const clock = fakeClock({ frozen: true });
   const { lines, log } = logCapture();
   const g = options.graph ?? fakeGraph();
-  const waker = new SnoozeWaker({ jobs: options.jobs ?? ['later'], store, graph: g.graph, mailboxRoot: '/me', log, gate: options.gate, clock });
+  const waker = new SnoozeWaker({ jobs: options.jobs ?? ['later'], store, graph: g.graph, mailboxRoot: '/me', log, gate: options.gate, nextRun: options.nextRun, clock });
   const snooze = (entries: { id: string; inMs: number }[], job = 'later') =>
     store.set<SnoozedMessage[]>(`job:${job}:snoozed`, entries.map((e) => ({ id: e.id, subject: `subject ${e.id}`, until: new Date(clock.now() + e.inMs).toISOString() })));
   const left = async (job = 'later') => ((await store.get<SnoozedMessage[]>(`job:${job}:snoozed`)) ?? []).map((s) => s.id);
@@ -125,6 +125,37 @@ describe('SnoozeWaker: snoozed messages come back at their time while the server
     await held.release();
     await t.advance(10 * MINUTE);
     assert.deepEqual(t.moves(), [], 'nothing left for the waker');
+    await t.waker.stop();
+  });
+
+  test('a scheduled run of the job about to start is left to bring it back (its start would find the job held)', async () => {
+    let scheduled: number | undefined;
+    const t = setUp({ nextRun: () => (scheduled === undefined ? null : new Date(scheduled)) });
+    await t.snooze([{ id: 'm', inMs: MINUTE }]);
+    scheduled = t.clock.now() + MINUTE + RUN_SOON_MS - 1000;
+    t.waker.start();
+    await t.advance(MINUTE);
+    assert.deepEqual(t.moves(), [], 'left to the run due in 4 s');
+    assert.ok(t.clock.pending()[0]! <= BUSY_RETRY_MS);
+    // That run did not happen (its fire was claimed by no one, say): the waker does it on its next look.
+    scheduled = t.clock.now() + 3_600_000;
+    await t.advance(BUSY_RETRY_MS);
+    assert.deepEqual(await t.left(), []);
+    await t.waker.stop();
+  });
+
+  test('many due at once: a few per hold of the job lock, with a pause between, all back in the end', async () => {
+    const t = setUp();
+    const many = Array.from({ length: WAKE_BATCH * 2 + 1 }, (_, i) => ({ id: `m${i}`, inMs: -1000 + i }));
+    await t.snooze(many);
+    t.waker.start();
+    await t.waker.settled();
+    assert.equal(t.moves().length, WAKE_BATCH, 'the soonest first batch');
+    assert.deepEqual(t.clock.pending(), [WAKE_PAUSE_MS]);
+    await t.advance(2 * WAKE_PAUSE_MS);
+    assert.deepEqual(await t.left(), []);
+    assert.deepEqual(t.moves().map((c) => c.split('/')[3]), many.map((m) => m.id), 'soonest first, each once');
+    assert.ok(!t.lines.some((l) => /could not|trying again/.test(l)), 'not taken for a failure');
     await t.waker.stop();
   });
 

@@ -83,15 +83,15 @@ export const snooze: ActionDefinition<SnoozeSpec, SnoozeSpec> = {
 };
 
 /**
- * Brings back every snoozed message whose time has come: to the Inbox, unread. A message deleted meanwhile is
- * forgotten; a failure another try may cure keeps it for the next try. With `signal`, stops between two messages
- * once it is aborted (shutdown), keeping what is left. Returns what came back. Callers hold the job's lock (a run,
- * or the snooze waker), so two of them never bring one message back twice.
+ * Brings back every snoozed message whose time has come (the `limit` soonest, when given): to the Inbox, unread.
+ * A message deleted meanwhile is forgotten; a failure another try may cure keeps it for the next try. With
+ * `signal`, stops between two messages once it is aborted (shutdown), keeping what is left. Returns what came
+ * back. Callers hold the job's lock (a run, or the snooze waker), so two never bring one message back twice.
  * Example: `await wakeSnoozed({ store, mailbox, log }, new Date())`.
  */
-export async function wakeSnoozed(ctx: { store: JobStore; mailbox: Mailbox; log: Logger; signal?: AbortSignal }, now: Date): Promise<SnoozedMessage[]> {
+export async function wakeSnoozed(ctx: { store: JobStore; mailbox: Mailbox; log: Logger; signal?: AbortSignal }, now: Date, options: { limit?: number } = {}): Promise<SnoozedMessage[]> {
   const list = (await ctx.store.get<SnoozedMessage[]>(SNOOZED_KEY)) ?? [];
-  const due = list.filter((s) => Date.parse(s.until) <= now.getTime());
+  const due = list.filter((s) => Date.parse(s.until) <= now.getTime()).sort((a, b) => Date.parse(a.until) - Date.parse(b.until)).slice(0, options.limit);
   if (due.length === 0) return [];
   const inbox = await ctx.mailbox.folder('inbox');
   const done = new Set<string>();
