@@ -78,9 +78,10 @@ interface Backoff {
  * (hours later for a daily job). One timer, for the soonest `until` among the inbox-rules jobs' snooze lists, or
  * RECHECK_MS if sooner; when it fires, what is due comes back and the timer is set again. At start, what fell due
  * while the agent was down comes back at once. Each wake-up holds the job's own lock (src/jobs/lock.ts), so it
- * never races a run of the job or another instance on the same store; a busy job is tried again shortly.
- * It waits while the gate says a person must act, writes what it brought back to the audit log as a run does
- * ('unsnooze'), and stops on shutdown. Runs still wake what is due at their start (`run <job>`).
+ * never races a run of the job or another instance on the same store; a busy job is tried again shortly, and a
+ * scheduled run about to start is left to do it (RUN_SOON_MS). It waits while the gate says a person must act,
+ * writes what it brought back to the audit log as a run does ('unsnooze'), and stops on shutdown. Runs still
+ * wake what is due at their start (`run <job>`).
  * Example: `const waker = new SnoozeWaker({ jobs: ['triage'], store, graph, mailboxRoot: '/me', log }); waker.start(); … await waker.stop()`.
  */
 export class SnoozeWaker {
@@ -138,6 +139,7 @@ export class SnoozeWaker {
   private look(): void {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
+    if (this.stopping.signal.aborted) return;
     if (this.ticking) {
       this.again = true;
       return;

@@ -8,6 +8,7 @@ import { startServer } from '../../src/cli/server.ts';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { createFetch } from '../../src/config/transport.ts';
 import { JobLock } from '../../src/jobs/lock.ts';
+import { BUSY_RETRY_MS } from '../../src/jobs/snooze-waker.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { fakeClock, type FakeClock } from '../helpers/fake-clock.ts';
 import { logCapture, signIn, type Harness } from '../helpers/harness.ts';
@@ -121,11 +122,11 @@ describe('snooze: a snoozed message comes back at its time while the agent runs,
     try {
       await advance(30 * MINUTE + 1000);
       assert.equal(message('[later] busy job').in, 'Snoozed', 'never while the job is held');
-      assert.ok(clock.pending()[0]! <= 15_000, `tried again soon: ${clock.pending().join(', ')}`);
+      assert.ok(clock.pending()[0]! <= BUSY_RETRY_MS, `tried again soon: ${clock.pending().join(', ')}`);
     } finally {
       await held.release();
     }
-    await advance(15_000);
+    await advance(BUSY_RETRY_MS);
     assert.equal(message('[later] busy job').in, 'inbox');
     assert.equal(message('[later] busy job').isRead, false);
     await advance(10 * MINUTE);
@@ -143,7 +144,7 @@ describe('snooze: a snoozed message comes back at its time while the agent runs,
     try {
       await advance(MINUTE);
       assert.equal(message('[later] raced').in, 'Snoozed', 'the timer found the job busy');
-      assert.ok(clock.pending()[0]! <= 15_000, `tried again soon: ${clock.pending().join(', ')}`);
+      assert.ok(clock.pending()[0]! <= BUSY_RETRY_MS, `tried again soon: ${clock.pending().join(', ')}`);
     } finally {
       await held.release();
     }
@@ -158,6 +159,7 @@ describe('snooze: a snoozed message comes back at its time while the agent runs,
 
   test('across a restart: shutdown stops the timer, and what fell due meanwhile comes back at once at start', async () => {
     await snooze('[later] restart');
+    const lastRun = await agent.rt.runner.lastRun('later');
     assert.ok(clock.pending().length > 0);
     await agent.stop();
     assert.deepEqual(clock.pending(), [], 'no timer left after shutdown');
@@ -167,6 +169,7 @@ describe('snooze: a snoozed message comes back at its time while the agent runs,
     await agent.snoozeWaker.settled();
     assert.equal(message('[later] restart').in, 'inbox', 'back at start, with no timer or run needed');
     assert.equal(message('[later] restart').isRead, false);
+    assert.deepEqual(await agent.rt.runner.lastRun('later'), lastRun, 'no run of the job did it');
     assert.equal((await unsnoozes('[later] restart')).length, 1);
     assert.ok(logs.some((l) => /snoozed messages brought back/.test(l)), logs.join('\n'));
   });
