@@ -16,7 +16,8 @@
 //   dist/src/build-stamp.json  what it was made from (src/cli/build-check.js) and which packages each file holds; written with the rest in a folder of
 //                              its own that replaces dist/ when complete, so a failed build leaves none
 import { build } from 'esbuild';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +61,45 @@ const zodAsNamespace = {
   },
 };
 
+/**
+ * `await import('undici')` of a CommonJS package inlined in a split bundle: esbuild makes it a chunk whose only
+ * export is `default` (module.exports), so `const { Agent } = await import('undici')` got undefined, where Node
+ * itself gives the named exports too. Such an import is sent through a small ES module that re-exports each
+ * property of module.exports by name (the names read from the installed package as the build runs), as Node does.
+ */
+const namedExportsOfDynamicCjs = {
+  name: 'named-exports-of-dynamic-cjs',
+  setup(b) {
+    const isExternal = (name) => EXTERNAL.some((pattern) => (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern));
+    b.onResolve({ filter: /^[^./]/ }, async ({ path: name, kind, resolveDir }) => {
+      if (kind !== 'dynamic-import' || isExternal(name)) return undefined;
+      const resolved = await b.resolve(name, { kind: 'import-statement', resolveDir });
+      if (resolved.errors.length || !isCommonJs(resolved.path)) return undefined;
+      const names = Object.keys(createRequire(resolved.path)(resolved.path)).filter((key) => key !== 'default' && /^[A-Za-z_$][\w$]*$/.test(key));
+      return { path: name, namespace: 'cjs-named', pluginData: { names, resolveDir } };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'cjs-named' }, ({ path: name, pluginData: { names, resolveDir } }) => ({
+      contents: `import cjs from ${JSON.stringify(name)};\nexport default cjs;\nexport const { ${names.join(', ')} } = cjs;\n`,
+      resolveDir,
+      loader: 'js',
+    }));
+  },
+};
+
+/** Whether Node loads `file` as CommonJS: .cjs, or .js under a package.json without "type": "module". */
+function isCommonJs(file) {
+  if (file.endsWith('.cjs')) return true;
+  if (!file.endsWith('.js')) return false;
+  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    try {
+      return JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).type !== 'module';
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
+  }
+  return true;
+}
+
 const sources = sourceState(root); // before the build reads them: an edit made meanwhile leaves the build stale
 const tmp = path.join(root, `dist.building-${process.pid}`);
 rmSync(tmp, { recursive: true, force: true });
@@ -84,7 +124,7 @@ try {
     legalComments: 'none',
     // The CommonJS packages inlined (express and its dependencies) call require() for Node's own modules.
     banner: { js: "import{createRequire as __maCreateRequire}from'node:module';const require=__maCreateRequire(import.meta.url);" },
-    plugins: [zodAsNamespace],
+    plugins: [zodAsNamespace, namedExportsOfDynamicCjs],
     metafile: true,
     logLevel: 'warning',
   });

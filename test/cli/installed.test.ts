@@ -75,6 +75,23 @@ describe('the packed package, installed with --omit=dev, through node_modules/.b
     assert.equal(json.jobs.find((j: { name: string }) => j.name === 'triage').lastResult.ok, true);
   });
 
+  test('custom job modules, .js and .ts, run from the bundle (a .ts module registers tsx first)', async () => {
+    await signIn(h);
+    const dir = mkdtempSync(path.join(tmpdir(), 'ma-installed-jobs-'));
+    // An ES module folder: a .ts module where no package.json says so is loaded as CommonJS and fails, bundle or not.
+    writeFileSync(path.join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(path.join(dir, 'count.js'), 'export default {\n  async run(ctx) {\n    await ctx.mailbox.folder(\'inbox\');\n    ctx.report.examined = 7;\n  },\n};\n');
+    writeFileSync(path.join(dir, 'count.ts'), 'interface Ctx { report: { examined: number } }\nconst examined: number = 11;\nexport default {\n  async run(ctx: Ctx): Promise<void> {\n    ctx.report.examined = examined;\n  },\n};\n');
+    const jobs = path.join(dir, 'agent.config.yaml');
+    writeFileSync(jobs, 'jobs:\n  - name: count-js\n    module: ./count.js\n    schedule: "0 * * * *"\n  - name: count-ts\n    module: ./count.ts\n    schedule: "0 * * * *"\n');
+    for (const [job, examined] of [['count-js', 7], ['count-ts', 11]] as const) {
+      const run = await cli(['run', job, '--json'], { ...h.env, AGENT_CONFIG: jobs }, h.dir);
+      assert.equal(run.code, 0, `${job}: ${run.stdout}${run.stderr}`);
+      const result = JSON.parse(run.stdout);
+      assert.equal(result.examined, examined, run.stdout);
+    }
+  });
+
   test('start serves the web UI from the installed package (its views) and stops on SIGTERM', async () => {
     const port = await freePort();
     const agent = spawn(pkg.bin, ['start'], {
