@@ -128,6 +128,8 @@ try {
     metafile: true,
     logLevel: 'warning',
   });
+  const misplaced = Object.keys(result.metafile.outputs).filter((file) => !/^src\/[^/]+\/[^/]+$/.test(path.relative(tmp, path.resolve(root, file)).split(path.sep).join('/')));
+  if (misplaced.length) throw new Error(`scripts/build.mjs: every output must be at dist/src/<dir>/<file> (src/web/app.ts finds views/ three levels up), not ${misplaced.join(', ')}`);
   if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
   mkdirSync(path.join(tmp, 'src'), { recursive: true });
   const stamp = { sources, packages: inlinedPackages(result.metafile), outputs: outputPackages(result.metafile) };

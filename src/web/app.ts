@@ -15,7 +15,7 @@ import type { JobRunner, JobRunResult } from '../jobs/index.ts';
 import type { Status } from '../cli/runtime.ts';
 import type { Notice } from '../notify/index.ts';
 
-/** views/ at the package root: two levels up from src/web, three from the build's dist/src/web. */
+/** views/ at the package root: two levels up from src/web, three from the bundle's files (scripts/build.mjs puts each in dist/src/<dir>/). */
 const VIEWS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), import.meta.url.includes('/dist/src/') ? '../../../views' : '../../views');
 const FLOW_COOKIE = 'ma_signin';
 
