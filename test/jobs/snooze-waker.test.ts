@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
 import type { GraphClient } from '../../src/graph/client.ts';
 import { GraphError } from '../../src/graph/graph-error.ts';
 import type { SnoozedMessage } from '../../src/jobs/rules/actions/snooze.ts';
@@ -68,6 +68,29 @@ describe('SnoozeWaker: snoozed messages come back at their time while the server
     assert.deepEqual(audit.map((a) => [a.messageId, a.rule, a.action, a.result, a.subject]), [['m2', '(snoozed)', 'unsnooze', 'done', 'subject m2'], ['m1', '(snoozed)', 'unsnooze', 'done', 'subject m1']]);
     assert.equal(t.lines.filter((l) => /snoozed messages brought back/.test(l)).length, 2);
     await t.waker.stop();
+  });
+
+  test('with no clock given it keeps a timer of the process (node:test mock timers stand in for the minutes)', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.parse('2026-12-07T07:55:00Z') });
+    try {
+      const store = memoryStore(randomBytes(32));
+      const g = fakeGraph();
+      const waker = new SnoozeWaker({ jobs: ['later'], store, graph: g.graph, mailboxRoot: '/me', log: logCapture().log });
+      await store.set<SnoozedMessage[]>('job:later:snoozed', [{ id: 'monday', subject: 'Monday 08:00', until: '2026-12-07T08:00:00.000Z' }]);
+      waker.start();
+      await waker.settled();
+      for (let minute = 1; minute <= 4; minute++) {
+        mock.timers.tick(MINUTE);
+        await waker.settled();
+      }
+      assert.deepEqual(g.moves(), [], '07:59: not yet');
+      mock.timers.tick(MINUTE);
+      await waker.settled();
+      assert.deepEqual(g.moves(), ['POST /me/messages/monday/move {"destinationId":"inbox-id"}']);
+      await waker.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 
   test('overdue at start: back at once, without waiting for any timer', async () => {
