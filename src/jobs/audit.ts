@@ -51,10 +51,11 @@ export class AuditLog {
     const names = options.job !== undefined ? [options.job] : this.jobs();
     const all: AuditEntry[] = [];
     for (const name of names) all.push(...((await this.store.get<AuditEntry[]>(key(name))) ?? []));
-    // Stable: entries of one job keep their order; newest first overall.
+    // Stable: entries of one job keep their order; newest first overall. `at` is toISOString()'s, so plain string
+    // order is time order (localeCompare would start ICU's collator: tens of ms in `status`, docs/BENCHMARKS.md).
     return all
       .map((entry, index) => ({ entry, index }))
-      .sort((a, b) => b.entry.at.localeCompare(a.entry.at) || b.index - a.index)
+      .sort((a, b) => (a.entry.at < b.entry.at ? 1 : a.entry.at > b.entry.at ? -1 : 0) || b.index - a.index)
       .slice(0, limit)
       .map(({ entry }) => entry);
   }

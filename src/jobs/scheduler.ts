@@ -1,6 +1,7 @@
 import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { Logger } from '../config/logger.ts';
 import type { JobRunner } from './runner.ts';
+import { nextUtcRun } from './utc-next-run.ts';
 
 /**
  * Fires each job on its cron schedule. node-cron's `noOverlap` skips a tick while the previous run
@@ -115,6 +116,9 @@ export class Scheduler {
 
 /** The next time a cron expression fires in `timezone` (UTC when not given, never the host's zone), without scheduling anything. */
 export function nextRunOf(schedule: string, timezone = 'UTC'): Date | null {
+  // In UTC without Intl, whose first use starts ICU: node-cron's parsed fields, walked by src/jobs/utc-next-run.ts.
+  const utc = timezone === 'UTC' ? nextUtcRun(cron.parse(schedule), new Date()) : undefined;
+  if (utc) return utc;
   // getNextRun() is null on a task that is not started; getNextRuns() computes from the pattern alone.
   const task = cron.createTask(schedule, () => undefined, { timezone });
   try {
