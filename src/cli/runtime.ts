@@ -10,7 +10,7 @@ import type { Logger } from '../config/logger.ts';
 import { createFetch, type FetchLike } from '../config/transport.ts';
 import { GraphClient } from '../graph/client.ts';
 import { RequestBudget } from '../graph/request-budget.ts';
-import { JobRunner } from '../jobs/index.ts';
+import { JobRunner } from '../jobs/runner.ts';
 import { Notifier } from '../notify/index.ts';
 import type { Sandbox } from '../sandbox/index.ts';
 import type { Store } from '../store/index.ts';
@@ -71,7 +71,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     if (sandbox) closers.push(() => sandbox!.close());
     const url = new URL(found.url);
     endpoints = { authorityHost: url, graphUrl: url, clientId: found.clientId, tenant: config.tenant, sandbox: true };
-    fetchImpl = createFetch({ origins: [found.url], caPem: found.caPem });
+    fetchImpl = found.fetch ?? createFetch({ origins: [found.url], caPem: found.caPem });
   } else {
     endpoints = { authorityHost: config.authorityHost, graphUrl: config.graphUrl, clientId: config.clientId!, tenant: config.tenant, sandbox: false };
     fetchImpl = createFetch(localSandboxTrust(config));
@@ -142,14 +142,16 @@ function localSandboxTrust(config: Config): { origins: string[]; caPem: string }
   return { origins, caPem: readFileSync(caPath, 'utf8') };
 }
 
-async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log: Logger): Promise<{ url: string; caPem: string; clientId: string; sandbox?: Sandbox }> {
+/** The sandbox to use; `fetch` is the one that reached a running sandbox, so its connection is used again. */
+async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log: Logger): Promise<{ url: string; caPem: string; clientId: string; sandbox?: Sandbox; fetch?: FetchLike }> {
   // The sandbox itself (express, node-forge, …) is loaded only when this process has to start it.
   const { SANDBOX_CLIENT_ID } = await import('../sandbox/directory.ts');
   const dataDir = path.join(config.dataDir, 'sandbox');
   const url = `https://127.0.0.1:${config.sandboxPort}`;
-  if (mode === 'shared' && (await sandboxAnswers(url, path.join(dataDir, 'ca.pem')))) {
+  const running = mode === 'shared' ? await sandboxAnswers(url, path.join(dataDir, 'ca.pem')) : undefined;
+  if (running) {
     log.debug({ url }, 'using the running sandbox');
-    return { url, caPem: readFileSync(path.join(dataDir, 'ca.pem'), 'utf8'), clientId: SANDBOX_CLIENT_ID };
+    return { url, caPem: running.caPem, clientId: SANDBOX_CLIENT_ID, fetch: running.fetch };
   }
   try {
     const { startSandbox } = await import('../sandbox/index.ts');
@@ -158,23 +160,24 @@ async function connectOrStartSandbox(config: Config, mode: 'own' | 'shared', log
     return { url: sandbox.url, caPem: sandbox.caPem, clientId: sandbox.clientId, sandbox };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      if (await sandboxAnswers(url, path.join(dataDir, 'ca.pem'))) {
-        return { url, caPem: readFileSync(path.join(dataDir, 'ca.pem'), 'utf8'), clientId: SANDBOX_CLIENT_ID };
-      }
+      const answering = await sandboxAnswers(url, path.join(dataDir, 'ca.pem'));
+      if (answering) return { url, caPem: answering.caPem, clientId: SANDBOX_CLIENT_ID, fetch: answering.fetch };
       throw new AgentError('CONFIG_INVALID', `Port ${config.sandboxPort} is taken by something that is not the sandbox.`, { remedy: 'Set SANDBOX_PORT to a free port in .env.', cause: error });
     }
     throw error;
   }
 }
 
-async function sandboxAnswers(url: string, caPath: string): Promise<boolean> {
-  if (!existsSync(caPath)) return false;
-  const f = createFetch({ origins: [url], caPem: readFileSync(caPath, 'utf8') });
+/** A sandbox answering at `url` with the CA in `caPath`: that CA, and the fetch that reached it. */
+async function sandboxAnswers(url: string, caPath: string): Promise<{ caPem: string; fetch: FetchLike } | undefined> {
+  if (!existsSync(caPath)) return undefined;
+  const caPem = readFileSync(caPath, 'utf8');
+  const f = createFetch({ origins: [url], caPem });
   try {
     const response = await f(`${url}/common/v2.0/.well-known/openid-configuration`, { signal: AbortSignal.timeout(2000) });
     await response.body?.cancel();
-    return response.ok;
+    return response.ok ? { caPem, fetch: f } : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }

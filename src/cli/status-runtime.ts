@@ -9,7 +9,7 @@ import type { AppOnlyWiring, TokenProvider } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { loadJobsFile, type JobsFile } from '../config/jobs-file.ts';
 import type { Logger } from '../config/logger.ts';
-import type { FetchLike } from '../config/transport.ts';
+import { createFetch } from '../config/transport.ts';
 import type { AuditEntry } from '../jobs/audit.ts';
 import type { LastRun } from '../jobs/runner.ts';
 import { nextRunOf } from '../jobs/scheduler.ts';
@@ -68,12 +68,10 @@ export async function openStatusRuntime(config: Config, log: Logger): Promise<St
       import('../jobs/last-run.ts'),
       sandbox ? import('../sandbox/directory.ts').then((d) => d.SANDBOX_CLIENT_ID) : Promise.resolve(config.clientId!),
     ]);
-    // Reading the account's state sends nothing; the transport (undici) loads only if something does.
-    const fetchOnDemand: FetchLike = async (input, init) => (await import('../config/transport.ts')).createFetch()(input, init);
     const authorityHost = sandbox ? new URL(`https://127.0.0.1:${config.sandboxPort}`) : config.authorityHost;
     const auth = new DelegatedAuth({
       clientId, scopes: DELEGATED_SCOPES, clientSecret: config.clientSecret, tenant: config.tenant, authorityHost, redirectUri: config.redirectUri,
-      mailbox: config.mailbox, store, fetch: fetchOnDemand, log: log.child({ component: 'auth' }), signinUrl, keepAliveMs: config.keepaliveDays * 86_400_000,
+      mailbox: config.mailbox, store, fetch: createFetch(), log: log.child({ component: 'auth' }), signinUrl, keepAliveMs: config.keepaliveDays * 86_400_000,
     });
     const audit = new AuditLog(store, () => jobs.jobs.map((j) => j.name));
     return {
