@@ -27,6 +27,10 @@
  *     Extra requests per 20 candidates = extra HTTP requests ÷ (candidates ÷ 20); the claim is ≤ 1. Candidates are
  *     checked against the generator's own count of messages the cheap keys leave.
  *
+ * --current DIR: the current agent from another checkout (e.g. a worktree of HEAD, so that changes in progress in
+ * this one are left out); by default this checkout's sources. The report names each tree's commit and whether its
+ * src/ had uncommitted changes.
+ *
  * Child mode (one measured run): node --import tsx bench/rules-v2.ts --child <agent root> <sandbox.json> <rules.json>
  */
 import { spawn } from 'node:child_process';
@@ -54,11 +58,23 @@ async function child(root: string, infoFile: string, rulesFile: string): Promise
   const f = sandboxFetch(sb);
   const dir = mkdtempSync(path.join(tmpdir(), 'ma-bench-rules-'));
   const store = await openStore(`sqlite://${path.join(dir, 'agent.sqlite')}`, Buffer.alloc(32, 7));
+  // Store calls by method (calls, entries): where the two agents' store traffic differs. Counting costs both the same.
+  const storeCalls: Record<string, { calls: number; entries: number }> = {};
+  for (const method of ['get', 'getMany', 'set', 'setMany', 'delete'] as const) {
+    const original = store[method].bind(store);
+    storeCalls[method] = { calls: 0, entries: 0 };
+    store[method] = (arg: unknown, ...rest: unknown[]) => {
+      storeCalls[method]!.calls++;
+      storeCalls[method]!.entries += Array.isArray(arg) ? arg.length : 1;
+      return original(arg, ...rest);
+    };
+  }
   const log = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, done) => done() }) });
   const graph = new GraphClient({ graphUrl: new URL(sb.url), tokens: appTokens(sb, f), fetch: f, log });
   const jobs = { path: path.join(dir, 'agent.config.yaml'), jobs: [{ name: 'bench', type: 'inbox-rules', schedule: '*/5 * * * *', folder: 'inbox', backfill: true, rules }] };
   const runner = new JobRunner({ jobs, graph, mailboxRoot: ROOT, store, log });
   const loadMs = performance.now() - loadStart;
+  const rssAfterLoadMb = Math.round(process.memoryUsage().rss / 1048576);
   const cpu0 = process.cpuUsage();
   const start = performance.now();
   const first = await runner.run('bench');
@@ -66,14 +82,15 @@ async function child(root: string, infoFile: string, rulesFile: string): Promise
   const cpu = process.cpuUsage(cpu0);
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   if (!first.ok) throw new Error(`agent run failed: ${first.error}`);
+  const firstStoreCalls = structuredClone(storeCalls);
   const second = await runner.run('bench');
   await store.close();
   const usage = process.resourceUsage();
   process.stdout.write(`${JSON.stringify({
-    wallMs, cpuMs: (cpu.user + cpu.system) / 1000, loadMs, peakRssMb, processCpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000,
+    wallMs, cpuMs: (cpu.user + cpu.system) / 1000, loadMs, rssAfterLoadMb, peakRssMb, processCpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000,
     graphRequests: first.graphRequests, examined: first.examined, actions: first.actions.length,
     failedActions: first.actions.filter((a: { result: string }) => a.result !== 'done').length,
-    second: { ok: second.ok, graphRequests: second.graphRequests, actions: second.actions.length },
+    second: { ok: second.ok, graphRequests: second.graphRequests, actions: second.actions.length }, storeCalls: firstStoreCalls,
   })}\n`);
 }
 
@@ -95,7 +112,8 @@ const headerMessages = Number(opt('header-messages', '2000'));
 const headerReps = Number(opt('header-reps', '3'));
 const parts = opt('parts', 'a,b').split(',');
 const jsonOut = opt('json', '');
-const current = path.resolve(here, '..');
+/** The current agent: this checkout's sources by default, or a clean checkout of a commit (other work in progress left out). */
+const current = path.resolve(opt('current', path.resolve(here, '..')));
 const SEED = 4242;
 
 if (parts.includes('a') && !existsSync(path.join(v1, 'src/jobs/runner.ts'))) {
@@ -118,8 +136,9 @@ writeFileSync(infoFile, JSON.stringify(sb));
 
 interface LogEntry { method: string; path: string; status: number; inBatch?: string }
 interface ChildResult {
-  wallMs: number; cpuMs: number; loadMs: number; peakRssMb: number; processCpuMs: number; graphRequests: number; examined: number;
+  wallMs: number; cpuMs: number; loadMs: number; rssAfterLoadMb: number; peakRssMb: number; processCpuMs: number; graphRequests: number; examined: number;
   actions: number; failedActions: number; second: { ok: boolean; graphRequests: number; actions: number };
+  storeCalls: Record<string, { calls: number; entries: number }>;
 }
 type Run = ChildResult & { tree: string; processWallMs: number; http: number; subRequests: number; tokenRequests: number; log: LogEntry[] };
 
@@ -149,6 +168,19 @@ async function measured(tree: string, root: string, count: number, rules: unknow
   return { ...result, tree, processWallMs, http, subRequests: log.length - http, tokenRequests: (logged.tokenRequests as unknown[]).length, log };
 }
 
+/** A tree's commit, and how many files under src/ differ from it (changes in progress are measured too). */
+async function describeTree(dir: string): Promise<string> {
+  const git = (...cmd: string[]) => new Promise<string>((resolve) => {
+    const g = spawn('git', ['-C', dir, ...cmd], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let s = '';
+    g.stdout.on('data', (c) => (s += c));
+    g.on('close', () => resolve(s.trim()));
+  });
+  const commit = (await git('rev-parse', '--short', 'HEAD')) || 'unknown commit';
+  const dirty = (await git('status', '--porcelain', '--', 'src')).split('\n').filter(Boolean).length;
+  return dirty ? `${commit} with ${dirty} uncommitted change(s) in src/` : commit;
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -161,12 +193,8 @@ const report: string[] = [];
 
 try {
   if (parts.includes('a')) {
-    const v1Commit = await new Promise<string>((resolve) => {
-      const g = spawn('git', ['-C', v1, 'rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      let s = '';
-      g.stdout.on('data', (c) => (s += c));
-      g.on('close', () => resolve(s.trim() || 'unknown'));
-    });
+    const v1Commit = await describeTree(v1);
+    const currentCommit = await describeTree(current);
     const runs: { current: Run; before: Run; first: string }[] = [];
     for (let i = 0; i < pairs; i++) {
       const order = i % 2 === 0 ? (['current', 'before'] as const) : (['before', 'current'] as const);
@@ -191,12 +219,13 @@ try {
       { name: 'whole process: wall time', get: (r) => r.processWallMs, fmt: (n) => `${fix(n / 1000)} s` },
       { name: 'whole process: CPU (tsx compiling included)', get: (r) => r.processCpuMs, fmt: (n) => `${fix(n / 1000)} s` },
       { name: 'module loading (wall)', get: (r) => r.loadMs, fmt: (n) => `${fix(n / 1000)} s` },
+      { name: 'RSS once the agent is loaded (before the run)', get: (r) => r.rssAfterLoadMb, fmt: (n) => `${fix(n, 0)} MB` },
       { name: 'peak RSS after the run', get: (r) => r.peakRssMb, fmt: (n) => `${fix(n, 0)} MB` },
       { name: 'Graph requests (HTTP)', get: (r) => r.graphRequests, fmt: (n) => fix(n, 0) },
       { name: '$batch sub-requests (sandbox log)', get: (r) => r.subRequests, fmt: (n) => fix(n, 0) },
     ];
     const a = runs[0]!.current;
-    report.push(`(a) ${messages}-message inbox (seed ${SEED}), bench/common.ts RULES, ${latencyMs} ms per request, ${pairs} pairs alternating (current first in odd pairs); current = ${path.basename(current)} working tree, before = ${v1Commit} (${v1}); ${a.examined} messages examined, ${a.actions} actions each, second run ${a.second.graphRequests} request(s)`);
+    report.push(`(a) ${messages}-message inbox (seed ${SEED}), bench/common.ts RULES, ${latencyMs} ms per request, ${pairs} pairs alternating (current first in odd pairs); current = ${currentCommit} (${current}), before = ${v1Commit} (${v1}); ${a.examined} messages examined, ${a.actions} actions each, second run ${a.second.graphRequests} request(s)`);
     report.push('', '| measure | current (median) | before (median) | ratio of medians | paired ratios: median (min–max) | pairs where current is higher |', '|---|---|---|---|---|---|');
     for (const m of metrics) {
       const cs = runs.map((r) => m.get(r.current));
@@ -204,6 +233,8 @@ try {
       const ratios = runs.map((r) => m.get(r.current) / m.get(r.before));
       report.push(`| ${m.name} | ${m.fmt(median(cs))} | ${m.fmt(median(bs))} | ${fix(median(cs) / median(bs), 3)} | ${fix(median(ratios), 3)} (${range(ratios, 3)}) | ${runs.filter((r) => m.get(r.current) > m.get(r.before)).length}/${runs.length} |`);
     }
+    const calls = (r: Run) => Object.entries(r.storeCalls).filter(([, c]) => c.calls).map(([m, c]) => `${m} ${c.calls}×/${c.entries}`).join(', ');
+    report.push('', `Store calls of the first run (calls×/entries): current ${calls(runs[0]!.current)}; before ${calls(runs[0]!.before)}`);
     report.push('', 'Each run (wall s / CPU s / peak MB), current vs before:');
     for (const [i, r] of runs.entries()) {
       report.push(`  pair ${i + 1} (${r.first} first): ${fix(r.current.wallMs / 1000)} / ${fix(r.current.cpuMs / 1000)} / ${r.current.peakRssMb}  vs  ${fix(r.before.wallMs / 1000)} / ${fix(r.before.cpuMs / 1000)} / ${r.before.peakRssMb}`);
