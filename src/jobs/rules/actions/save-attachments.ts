@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { link, mkdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { describe } from '../../../config/check-helpers.ts';
 import { Drive, isNameTaken } from '../../../graph/drive.ts';
@@ -58,20 +58,27 @@ function numbered(name: string, n: number): string {
 }
 
 /**
- * Writes `bytes` into `dir` as `name`, or as a numbered copy when that name is taken: never over a file. The name
- * chosen is noted in the store (`pendingKey`) before the file appears, so after a crash the next run recognises
- * its own file (same name and size) instead of writing a second copy.
+ * Writes `bytes` into `dir` as `name`, or as a numbered copy when that name is taken: never over a file. Each name
+ * tried is noted in the store (`pendingKey`) before the link that takes it, so after a crash the next run
+ * recognises its own file (same name and same bytes: the name noted may be another message's file, the one the
+ * link found taken) instead of writing a second copy.
  */
 async function saveLocal(ctx: ActionContext, dir: string, name: string, bytes: Buffer, pendingKey: string): Promise<string> {
+  // The bytes go to a private temporary file, then a hard link gives them their name: the link fails if the name
+  // is taken (no overwrite, even by another process), and a crash never leaves a half-written file under it. The
+  // temporary name is the same for every try of one attachment, so a run after a crash removes what a killed
+  // one left behind.
+  const temp = nodePath.join(dir, `.${createHash('sha256').update(`${ctx.job}\0${pendingKey}`).digest('hex').slice(0, 16)}.part`);
   const pending = await ctx.store.get<string>(pendingKey);
   if (pending !== undefined) {
     const existing = await stat(pending).catch(() => undefined);
-    if (existing?.isFile() && existing.size === bytes.length) return pending;
+    if (existing?.isFile() && existing.size === bytes.length && (await readFile(pending)).equals(bytes)) {
+      await unlink(temp).catch(() => undefined);
+      return pending;
+    }
   }
   await mkdir(dir, { recursive: true });
-  // The bytes go to a private temporary file, then a hard link gives them their name: the link fails if the name
-  // is taken (no overwrite, even by another process), and a crash never leaves a half-written file under it.
-  const temp = nodePath.join(dir, `.${randomBytes(6).toString('hex')}.part`);
+  await unlink(temp).catch(() => undefined);
   await writeFile(temp, bytes, { flag: 'wx', mode: 0o600 });
   try {
     for (let n = 0; ; n++) {
