@@ -328,8 +328,16 @@ export interface ReplyFigures {
  * At most one reply per sender (the window is the whole proof), never to what must not be answered, and each
  * sender due a reply got it or a run reported it given up; the Sent Items agree with the request log.
  */
-function checkReplies(h: Harness, details: Map<string, AdminMessageDetail>, expected: Map<string, Expected>, mutations: Map<string, number>, reports: ActionReport[], problem: (messageId: string, text: string) => void): ReplyFigures {
+function checkReplies(h: Harness, details: Map<string, AdminMessageDetail>, expected: Map<string, Expected>, mutations: Map<string, number>, sentBefore: Set<string>, reports: ActionReport[], problem: (messageId: string, text: string) => void): ReplyFigures {
   const figures: ReplyFigures = { senders: 0, replies: 0, reportedGivenUp: 0, lost: 0, doubled: 0, wrong: 0 };
+  // A reply to a message no rule answers (details holds every message a rule asks to answer).
+  for (const [key, times] of mutations) {
+    const id = key.slice(0, -':reply'.length);
+    if (!key.endsWith(':reply') || details.has(id)) continue;
+    figures.replies += times;
+    figures.wrong += times;
+    problem(id, `${times} reply(ies) to a message no rule answers`);
+  }
   const bySender = new Map<string, string[]>();
   const recipients: string[] = [];
   for (const [id, detail] of details) {
@@ -360,10 +368,13 @@ function checkReplies(h: Harness, details: Map<string, AdminMessageDetail>, expe
       }
     }
   }
-  // Sent Items hold exactly the replies the log shows, each to the original's Reply-To, else its sender.
-  const sent = h.sandbox.admin.messages(ALICE, 'sentitems').filter((m) => /^re: /i.test(m.subject));
-  const sentTo = sent.flatMap((m) => h.sandbox.admin.messageDetail(ALICE, m.id).to.map((a) => a.address.toLowerCase()));
-  assert.deepEqual(sentTo.sort(), recipients.sort(), 'the replies in Sent Items are the ones the request log shows');
+  // Sent Items hold exactly the replies the log shows (new items with In-Reply-To; forwards have none), each to the
+  // original's Reply-To, else its sender.
+  const sentTo = h.sandbox.admin.messages(ALICE, 'sentitems').filter((m) => !sentBefore.has(m.immutableId))
+    .map((m) => h.sandbox.admin.messageDetail(ALICE, m.id))
+    .filter((d) => d.internetMessageHeaders.some((x) => x.name.toLowerCase() === 'in-reply-to'))
+    .flatMap((d) => d.to.map((a) => a.address.toLowerCase()));
+  if (sentTo.sort().join() !== recipients.sort().join()) figures.wrong++, problem('', `the replies in Sent Items (to ${sentTo.join(', ')}) are not the ones the request log shows (to ${recipients.join(', ')})`);
   return figures;
 }
 
@@ -398,6 +409,9 @@ export function drainLogs(h: Harness) {
   };
   return { graph, tokens, drain };
 }
+
+/** A Graph request of saveAttachments (attachments, OneDrive, upload ranges) or reply (its look at the message, the reply). */
+const ACTION_REQUEST = /\/attachments|\/drive\/|\/_upload\/|\/reply(?:\?|$)|internetMessageHeaders/;
 
 const MUTATION = /\/messages\/([^/?]+)\/(forward|copy|move|reply)(?:\?|$)/;
 
@@ -476,6 +490,7 @@ export async function crashProof(options: { messages: number; kills: number; see
     assert.equal(before.length, options.messages + extras.length);
     const expected = new Map(before.map((m) => [m.immutableId, expectedFor(rules, m)]));
     const wanted = wantedFiles(h, before, expected);
+    const sentBefore = new Set(h.sandbox.admin.messages(ALICE, 'sentitems').map((m) => m.immutableId));
     const details = new Map(before.filter((m) => expected.get(m.immutableId)!.reply).map((m) => [m.immutableId, h.sandbox.admin.messageDetail(ALICE, m.id)]));
     const logs = drainLogs(h);
     logs.drain();
@@ -486,12 +501,15 @@ export async function crashProof(options: { messages: number; kills: number; see
     let grantLost = 0;
     let runs = 0;
 
-    /** One `run proof --json`, killed at `point` unless it ends first. */
     /**
-     * requests: after the n-th Graph request (sub-requests included) of the run; refresh: `delayMs` after Entra answered
-     * a refresh (or at the n-th request if none comes first); time: `ms` after the run's first Graph request.
+     * One `run proof --json` (or `start` + Run now), killed at `point` unless it ends first. requests: after the n-th
+     * Graph request (sub-requests included) of the run; action: `delayMs` after the n-th request of a saveAttachments
+     * or reply (an attachment read, a OneDrive lookup, upload or upload range, a reply's look at the message or the
+     * reply itself), so kills land between a file's bytes and its ledger, or a reply and its record; refresh:
+     * `delayMs` after Entra answered a refresh (or at the n-th request if none comes first); time: `ms` after the
+     * run's first Graph request.
      */
-    const runOnce = async (point?: { kind: 'requests'; n: number } | { kind: 'refresh'; delayMs: number; n: number } | { kind: 'time'; ms: number }): Promise<RunOutcome> => {
+    const runOnce = async (point?: { kind: 'requests'; n: number } | { kind: 'action'; n: number; delayMs: number } | { kind: 'refresh'; delayMs: number; n: number } | { kind: 'time'; ms: number }): Promise<RunOutcome> => {
       runs++;
       logs.drain();
       const graphAtStart = logs.graph.length;
@@ -533,6 +551,9 @@ export async function crashProof(options: { messages: number; kills: number; see
       const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
       let firstRequestAt: number | undefined;
       let afterRefresh = false;
+      let actionSeen = false;
+      let actionRequests = 0;
+      let scanned = graphAtStart;
       const kill = () => {
         if (killed || child.exitCode !== null) return;
         killed = true;
@@ -546,6 +567,14 @@ export async function crashProof(options: { messages: number; kills: number; see
       const watch = point && setInterval(() => {
         logs.drain();
         if (point.kind === 'requests' && logs.graph.length - graphAtStart >= point.n) kill();
+        if (point.kind === 'action' && !actionSeen) {
+          // Counted as the log grows (this test's process is also the sandbox's: a rescan every 2 ms would slow it).
+          for (; scanned < logs.graph.length; scanned++) if (ACTION_REQUEST.test(logs.graph[scanned]!.path)) actionRequests++;
+          if (actionRequests >= point.n) {
+            actionSeen = true;
+            setTimeout(kill, point.delayMs);
+          }
+        }
         if (point.kind === 'refresh' && !afterRefresh && logs.tokens.filter((t) => t.grantType === 'refresh_token').length > refreshesAtStart) {
           afterRefresh = true;
           setTimeout(kill, point.delayMs);
@@ -560,7 +589,7 @@ export async function crashProof(options: { messages: number; kills: number; see
       logs.drain();
       writeFileSync(path.join(logDir, `run-${runs}.log`), `${stdout}\n${stderr}`);
       if (killed) killsLanded++;
-      return { code, stdout, stderr, killed, point: point && (point.kind === 'refresh' ? (afterRefresh ? `refresh+${point.delayMs}ms` : `refresh (none came):requests:${point.n}`) : `${point.kind}:${'n' in point ? point.n : point.ms}`), ...(killed ? { killedAt } : {}) } as RunOutcome & { killedAt?: number };
+      return { code, stdout, stderr, killed, point: point && (point.kind === 'refresh' ? (afterRefresh ? `refresh+${point.delayMs}ms` : `refresh (none came):requests:${point.n}`) : point.kind === 'action' ? `action:${point.n}+${point.delayMs}ms` : `${point.kind}:${'n' in point ? point.n : point.ms}`), ...(killed ? { killedAt } : {}) } as RunOutcome & { killedAt?: number };
     };
 
     /** A run that ended by itself: its JSON is kept; a grant lost to a kill in the unclosable window is signed in again. */
@@ -602,8 +631,9 @@ export async function crashProof(options: { messages: number; kills: number; see
       // Kill points fall within the first third of what is left to do (a run makes ~1.2 Graph requests, sub-requests
       // included, per message still to change, ~3 ms each), so most land mid-work instead of after the run is done.
       const most = Math.max(3, Math.floor(remainingWork() * 0.4));
-      const point = r < 0.5 ? { kind: 'requests' as const, n: 1 + Math.floor(random() * most) }
-        : r < 0.75 ? { kind: 'refresh' as const, delayMs: Math.floor(random() * 30), n: 1 + Math.floor(random() * most) }
+      const point = r < 0.4 ? { kind: 'requests' as const, n: 1 + Math.floor(random() * most) }
+        : r < 0.6 ? { kind: 'action' as const, n: 1 + Math.floor(random() * 40), delayMs: Math.floor(random() * 15) }
+        : r < 0.8 ? { kind: 'refresh' as const, delayMs: Math.floor(random() * 30), n: 1 + Math.floor(random() * most) }
           : { kind: 'time' as const, ms: Math.floor(random() * most * 3) };
       const outcome = await runOnce(point);
       killPoints.push(`${outcome.point}${outcome.killed ? '' : ' (finished first)'}`);
@@ -640,7 +670,7 @@ export async function crashProof(options: { messages: number; kills: number; see
       problems.push(`${id ? `${id.slice(-12)} ${before.find((m) => m.immutableId === id)?.subject}` : '(no message)'}: ${text}`);
     };
     const saves = checkSaves(h, wanted, reports, note);
-    const replies = checkReplies(h, details, expected, mutations, reports, note);
+    const replies = checkReplies(h, details, expected, mutations, sentBefore, reports, note);
     lost += saves.lost + replies.lost;
     doubled += saves.doubled + replies.doubled + replies.wrong + saves.misplaced;
     const copiesFolder = h.sandbox.admin.folders(ALICE).find((f) => f.path === 'Proof/Copies');
