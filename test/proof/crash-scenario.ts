@@ -245,7 +245,7 @@ export interface SaveFigures {
   doubled: number;
   /** Files where none should be: outside the target, in the wrong month's folder, or unknown bytes. */
   misplaced: number;
-  /** Temporary `.…part` files a kill left in the target folder (hidden; never under an attachment's name). */
+  /** Temporary `.…part` files a kill left in the target folder and no later run removed (must be 0). */
   leftoverParts: number;
 }
 
@@ -257,7 +257,9 @@ function checkSaves(h: Harness, wanted: WantedFile[], reports: ActionReport[], p
   for (const rel of filesUnder(localRoot)) {
     const name = path.basename(rel);
     if (/^\..*\.part$/.test(name)) {
+      // The next run removes what a killed one left (src/jobs/rules/actions/save-attachments.ts, saveLocal).
       figures.leftoverParts++;
+      problem('', `${path.join(SAVE_DIR, rel)}: a temporary file a killed run left in the folder, still there after the finish`);
       continue;
     }
     found.push({ target: 'local', dir: path.dirname(rel).split(path.sep).join('/'), name, hash: sha(readFileSync(path.join(localRoot, rel))), where: path.join(SAVE_DIR, rel) });
