@@ -134,11 +134,35 @@ try {
   mkdirSync(path.join(tmp, 'src'), { recursive: true });
   const stamp = { sources, packages: inlinedPackages(result.metafile), outputs: outputPackages(result.metafile) };
   writeFileSync(path.join(tmp, path.relative('dist', BUILD_STAMP)), `${JSON.stringify(stamp, null, 1)}\n`);
-  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
-  renameSync(tmp, path.join(root, 'dist'));
+  replaceDist();
 } catch (error) {
   rmSync(tmp, { recursive: true, force: true });
   throw error;
+}
+
+/**
+ * Puts the new build in place of dist/. Two builds may finish together (test processes packing the checkout at
+ * once): the one whose rename finds a dist/ there again moves that aside and tries again, so both succeed and
+ * dist/ is always one whole build.
+ */
+function replaceDist() {
+  const dist = path.join(root, 'dist');
+  for (let attempt = 1; ; attempt++) {
+    const aside = `${dist}.old-${process.pid}-${attempt}`;
+    try {
+      renameSync(dist, aside);
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
+    try {
+      renameSync(tmp, dist);
+      return;
+    } catch (error) {
+      if (!['ENOTEMPTY', 'EEXIST'].includes(error.code) || attempt === 20) throw error;
+    } finally {
+      rmSync(aside, { recursive: true, force: true });
+    }
+  }
 }
 
 /**

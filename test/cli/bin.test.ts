@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -116,6 +116,15 @@ describe('bin.js runs the bundle in dist/ only when it was made from the sources
     assert.equal(buildIsCurrent(root, {}), false);
     build(root);
     assert.equal(buildIsCurrent(root, {}), true);
+  });
+
+  test('builds that finish together (test processes packing at once) both succeed and leave one whole build', async () => {
+    const { root } = tree();
+    const once = () => new Promise<number | null>((resolve) => spawn(process.execPath, [BUILD, '--root', root], { stdio: 'ignore' }).on('close', resolve));
+    assert.deepEqual(await Promise.all([once(), once(), once()]), [0, 0, 0]);
+    assert.equal(buildIsCurrent(root, {}), true);
+    assert.deepEqual(readdirSync(root).filter((name) => name.startsWith('dist.')), [], 'nothing left aside');
+    assert.deepEqual(runBin(root), { stdout: 'v1 b dep', loaded: 'compiled' });
   });
 
   test('a build that fails leaves no build to run: the sources run', () => {
