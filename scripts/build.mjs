@@ -18,7 +18,6 @@
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,31 +34,12 @@ const ENTRIES = ['src/cli/main.ts', 'src/cli/server.ts', 'src/config/index.ts', 
  * pino (its transports start worker threads from files next to its own, found through __dirname; inlined or not,
  * `status` took the same time), what is loaded by createRequire on first use (pino-pretty, windows-iana), the
  * sandbox's and certificate sign-in's big libraries (node-forge, msal-node: only `start` without a tenant,
- * `sandbox` and app-only sign-in load them), and tsx (custom `.ts` job modules register it). The rest (zod, yaml,
+ * `sandbox` and app-only sign-in load them), and tsx (custom `.ts` job modules register it). The rest (yaml,
  * node-cron, openid-client, express, undici, …) is inlined, each in the chunk of the commands that use it.
  */
 const EXTERNAL = [
   'sqlite3', 'keyv', '@keyv/*', 'pg', 'pg-*', 'pino', 'pino-pretty', 'windows-iana', 'node-forge', '@azure/msal-node', 'tsx', 'tsx/*',
 ];
-
-/**
- * `import { z } from 'zod'` makes `z` a value holding all of zod, so the bundle keeps everything zod exports, its
- * 40 locales among them (~470 KB of the ~600 KB zod chunk that `status` loads: 3 MB of RSS). `import * as z from
- * 'zod'` is the same module's exports for every `z.<name>` the code writes, and lets esbuild keep only those. The
- * sources that say the former (src/config/env-schema.ts, jobs-file.ts) are bundled as if they said the latter; the
- * files themselves are left as they are. Once they say `import * as z`, this changes nothing.
- */
-const zodAsNamespace = {
-  name: 'zod-as-namespace',
-  setup(b) {
-    b.onLoad({ filter: /\.ts$/ }, async ({ path: file }) => {
-      if (path.relative(path.join(root, 'src'), file).startsWith('..')) return undefined;
-      const text = await readFile(file, 'utf8');
-      const rewritten = text.replace(/^import \{ z \} from 'zod';$/m, "import * as z from 'zod';");
-      return rewritten === text ? undefined : { contents: rewritten, loader: 'ts' };
-    });
-  },
-};
 
 /**
  * `await import('undici')` of a CommonJS package inlined in a split bundle: esbuild makes it a chunk whose only
@@ -124,7 +104,7 @@ try {
     legalComments: 'none',
     // The CommonJS packages inlined (express and its dependencies) call require() for Node's own modules.
     banner: { js: "import{createRequire as __maCreateRequire}from'node:module';const require=__maCreateRequire(import.meta.url);" },
-    plugins: [zodAsNamespace, namedExportsOfDynamicCjs],
+    plugins: [namedExportsOfDynamicCjs],
     metafile: true,
     logLevel: 'warning',
   });
