@@ -16,7 +16,7 @@
 //   dist/src/build-stamp.json  what it was made from (src/cli/build-check.js) and which packages each file holds; written with the rest in a folder of
 //                              its own that replaces dist/ when complete, so a failed build leaves none
 import { build } from 'esbuild';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +82,7 @@ function isCommonJs(file) {
 
 const sources = sourceState(root); // before the build reads them: an edit made meanwhile leaves the build stale
 const tmp = path.join(root, `dist.building-${process.pid}`);
-rmSync(tmp, { recursive: true, force: true });
+removeLeftovers();
 try {
   const result = await build({
     absWorkingDir: root,
@@ -118,6 +118,23 @@ try {
 } catch (error) {
   rmSync(tmp, { recursive: true, force: true });
   throw error;
+}
+
+/** Folders a build that was killed left (dist.building-PID, dist.old-PID-N, their process gone), and this one's. */
+function removeLeftovers() {
+  for (const name of readdirSync(root)) {
+    const pid = Number(/^dist\.(?:building|old)-(\d+)/.exec(name)?.[1]);
+    if (pid && (pid === process.pid || !isRunning(pid))) rmSync(path.join(root, name), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
 }
 
 /**

@@ -134,6 +134,12 @@ describe('bin.js runs the bundle in dist/ only when it was made from the sources
     assert.throws(() => build(root));
     assert.equal(buildIsCurrent(root, {}), false);
     assert.deepEqual(readdirSync(root).filter((name) => name.startsWith('dist.building')), [], 'no half-made build is left');
+    // One left by a build that was killed (its process is gone) is removed by the next build.
+    mkdirSync(path.join(root, 'dist.building-999999999/src'), { recursive: true });
+    writeFileSync(path.join(root, 'src/sub/b.ts'), "export const b = (): string => 'b';\n");
+    build(root);
+    assert.deepEqual(readdirSync(root).filter((name) => name.startsWith('dist.')), []);
+    assert.equal(buildIsCurrent(root, {}), true);
   });
 
   test('an installed package (the build and no .ts sources) runs the build whatever the mtimes; without its entry it does not', () => {
