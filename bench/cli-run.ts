@@ -19,6 +19,8 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 
 export interface CliRun {
   wallMs: number;
+  /** The process's CPU time (user + system), ms: it moves far less than wall time on a shared machine. */
+  cpuMs: number;
   peakRssMb: number;
   graphRequests: number;
   examined: number;
@@ -70,6 +72,6 @@ export async function runCli(env: Record<string, string>, nodeOptions = ''): Pro
   const wallMs = performance.now() - start;
   const result = JSON.parse(out.trim().split('\n').findLast((l) => l.startsWith('{')) ?? '{}') as { ok?: boolean; error?: string; graphRequests: number; examined: number; actions: unknown[] };
   if (code !== 0 || !result.ok) throw new Error(`run bench exited with ${code}: ${result.error ?? ''} ${err}`);
-  const [maxRssKb, loaded] = readFileSync(rssFile, 'utf8').split(' ');
-  return { wallMs, peakRssMb: Math.round(Number(maxRssKb) / 1024), graphRequests: result.graphRequests, examined: result.examined, actions: result.actions.length, loaded: loaded ?? 'unknown' };
+  const [maxRssKb, loaded, cpuMs] = readFileSync(rssFile, 'utf8').split(' ');
+  return { wallMs, cpuMs: Number(cpuMs), peakRssMb: Math.round(Number(maxRssKb) / 1024), graphRequests: result.graphRequests, examined: result.examined, actions: result.actions.length, loaded: loaded ?? 'unknown' };
 }

@@ -25,6 +25,12 @@ export interface HourSample {
   heapUsedMb: number;
   heapAfterGcMb: number;
   rssAfterGcMb: number;
+  /** The V8 heap's size (committed) after that GC, and memory V8 knows is held outside it (buffers, SQLite's through N-API). */
+  heapTotalAfterGcMb: number;
+  externalMb: number;
+  /** Linux: RSS after that GC split into anonymous memory (V8's and malloc's heaps) and mapped files (node itself, libraries). */
+  rssAnonMb?: number;
+  rssFileMb?: number;
   maxRssMb: number;
 }
 
@@ -63,9 +69,9 @@ export function formatIdle(samples: HourSample[]): string {
   const last = samples.at(-1);
   if (!first || !last) return 'no samples';
   return [
-    '| simulated hour | RSS | heap used | live heap after a full GC | RSS after that GC |',
-    '|---|---|---|---|---|',
-    ...[first, samples[Math.floor(samples.length / 2) - 1] ?? first, last].map((s) => `| ${s.hour} | ${s.rssMb} MB | ${s.heapUsedMb} MB | ${s.heapAfterGcMb} MB | ${s.rssAfterGcMb} MB |`),
+    '| simulated hour | RSS | heap used | live heap after a full GC | RSS after that GC | V8 heap committed after it | of that RSS: anonymous / mapped files |',
+    '|---|---|---|---|---|---|---|',
+    ...[first, samples[Math.floor(samples.length / 2) - 1] ?? first, last].map((s) => `| ${s.hour} | ${s.rssMb} MB | ${s.heapUsedMb} MB | ${s.heapAfterGcMb} MB | ${s.rssAfterGcMb} MB | ${s.heapTotalAfterGcMb} MB | ${s.rssAnonMb ?? '?'} / ${s.rssFileMb ?? '?'} MB |`),
     '',
     `peak RSS of the process over the ${last.hour} hours: ${last.maxRssMb} MB; live heap hour ${first.hour} → ${last.hour}: ${first.heapAfterGcMb} → ${last.heapAfterGcMb} MB; RSS after GC ${first.rssAfterGcMb} → ${last.rssAfterGcMb} MB`,
   ].join('\n');

@@ -128,8 +128,8 @@ try {
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const rows: string[] = ['| client | wall time | Graph requests | token requests | peak RSS | messages examined | actions |', '|---|---|---|---|---|---|---|'];
-const row = (name: string, r: Record<string, any>) => rows.push(`| ${name} | ${s(r.wallMs)} | ${r.graphRequests} | ${r.tokenRequests} | ${r.peakRssMb} MB | ${r.examined} | ${r.actions} |`);
+const rows: string[] = ['| client | wall time | CPU time | Graph requests | token requests | peak RSS | messages examined | actions |', '|---|---|---|---|---|---|---|---|'];
+const row = (name: string, r: Record<string, any>) => rows.push(`| ${name} | ${s(r.wallMs)} | ${s(r.cpuMs)} | ${r.graphRequests} | ${r.tokenRequests} | ${r.peakRssMb} MB | ${r.examined} | ${r.actions} |`);
 if (results.agent) row('agent, first run (backfill: true)', results.agent);
 if (results.floor) row('floor', results.floor);
 if (results.naive) row('naive', results.naive);
@@ -154,7 +154,7 @@ if (results.big) {
   const b = results.big;
   console.log(`agent at ${big} messages, at the end of the run: heap used ${b.endHeapMb} MB, external ${b.endExternalMb} MB, RSS ${b.endRssMb} MB (peak RSS ${b.peakRssMb} MB; ${b.processPeakRssMb} MB with the bench's closing reads of the sandbox log and the second run)`);
 }
-if (results.cli && results.bigFloor) console.log(`installed mailbox-agent run / floor at ${big} messages: time ${(results.cli.wallMs / results.bigFloor.wallMs).toFixed(2)}x (both whole processes)`);
+if (results.cli && results.bigFloor) console.log(`installed mailbox-agent run / floor at ${big} messages: time ${(results.cli.wallMs / results.bigFloor.wallMs).toFixed(2)}x (both whole processes), CPU time ${(results.cli.cpuMs / results.bigFloor.cpuMs).toFixed(2)}x (the CLI's whole process, start-up included; the floor's run)`);
 if (results.budget) {
   const b = results.budget;
   console.log(`\n| ${big}-message backfill, GRAPH_BUDGET = sandbox budget = ${budgetOpt} | wall time | budget's floor (requests ÷ rate) | time / floor | requests (sub-requests counted) | HTTP requests | budget 429s | store reservations |`);

@@ -23,6 +23,11 @@ const f = sandboxFetch(sb);
 const tokens = appTokens(sb, f);
 const tokenCount = async () => ((await admin(sb, f, '/log')).tokenRequests as unknown[]).length;
 const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+/** CPU time (user + system) since `from`, ms: it moves far less than wall time on a shared machine. */
+const cpuMsSince = (from: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(from);
+  return Math.round((d.user + d.system) / 1000);
+};
 /**
  * The client's peak, read before the bench's closing reads of the sandbox's request log: that log (up to
  * 5,000 entries) costs ~5 MB of RSS per read, which is the bench's, not the client's.
@@ -54,8 +59,10 @@ async function agent(budget?: string) {
   const runner = new JobRunner({ jobs, graph, mailboxRoot: ROOT, store, log });
   const t0 = await tokenCount();
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   const first = await runner.run('bench');
   const wallMs = performance.now() - start;
+  const cpuMs = cpuMsSince(cpu0);
   const budgetRequests = paced?.taken;
   clientPeakRssMb = peakRssMb();
   if (!first.ok) throw new Error(`agent run failed: ${first.error}`);
@@ -64,7 +71,7 @@ async function agent(budget?: string) {
   const t2 = await tokenCount();
   await store.close();
   return {
-    wallMs, graphRequests: first.graphRequests, tokenRequests: t1 - t0, examined: first.examined, actions: first.actions.length,
+    wallMs, cpuMs, graphRequests: first.graphRequests, tokenRequests: t1 - t0, examined: first.examined, actions: first.actions.length,
     failedActions: first.actions.filter((a) => a.result !== 'done').length,
     ...(paced ? { budgetRequests, reservations: paced.reservations } : {}),
     second: { ok: second.ok, graphRequests: second.graphRequests, tokenRequests: t2 - t1, actions: second.actions.length },
@@ -125,6 +132,7 @@ async function naive() {
   const { call, count } = rawClient();
   const t0 = await tokenCount();
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   const dest = await newslettersFolder(call);
   let link: string | undefined = `${ROOT}/mailFolders/inbox/messages/delta?${SELECT}`;
   let examined = 0;
@@ -147,7 +155,7 @@ async function naive() {
     link = page['@odata.nextLink'];
   }
   clientPeakRssMb = peakRssMb();
-  return { wallMs: performance.now() - start, graphRequests: count(), tokenRequests: (await tokenCount()) - t0, examined, actions };
+  return { wallMs: performance.now() - start, cpuMs: cpuMsSince(cpu0), graphRequests: count(), tokenRequests: (await tokenCount()) - t0, examined, actions };
 }
 
 /** Sequential delta pages at the largest page size, then the actions batched 20 per request (chained), 4 batches in flight. */
@@ -155,6 +163,7 @@ async function floor() {
   const { call, count } = rawClient();
   const t0 = await tokenCount();
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   const dest = await newslettersFolder(call);
   let link: string | undefined = `${ROOT}/mailFolders/inbox/messages/delta?${SELECT}`;
   const patches: { url: string; body: unknown }[] = [];
@@ -190,7 +199,7 @@ async function floor() {
   await runBatches('PATCH', patches);
   await runBatches('POST', moves);
   clientPeakRssMb = peakRssMb();
-  return { wallMs: performance.now() - start, graphRequests: count(), tokenRequests: (await tokenCount()) - t0, examined, actions: patches.length + moves.length };
+  return { wallMs: performance.now() - start, cpuMs: cpuMsSince(cpu0), graphRequests: count(), tokenRequests: (await tokenCount()) - t0, examined, actions: patches.length + moves.length };
 }
 
 const result = kind === 'agent' ? await agent() : kind === 'budget' ? await agent(process.env.BENCH_BUDGET) : kind === 'naive' ? await naive() : kind === 'floor' ? await floor() : undefined;
