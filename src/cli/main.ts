@@ -123,8 +123,9 @@ const COMMANDS: Record<string, Command> = {
       const progress = process.stderr.isTTY ? progressLine(process.stderr, name) : undefined;
       const result = await rt.runner.run(name, { dryRun: Boolean(values['dry-run']), onProgress: progress?.update }).finally(() => progress?.done());
       if (values.json) {
-        const { errorCode: _code, startedAt: _s, finishedAt: _f, ...rest } = result;
-        console.log(JSON.stringify({ ...rest, startedAt: result.startedAt, finishedAt: result.finishedAt }));
+        // The same line as JSON.stringify, written a thousand actions at a time (src/jobs/run-json.ts).
+        const { runResultJson } = await import('../jobs/run-json.ts');
+        for (const piece of runResultJson(result)) process.stdout.write(piece);
       } else {
         const verb = result.dryRun ? 'would take' : 'took';
         console.log(`${result.job}: examined ${result.examined} message(s), ${verb} ${result.actions.length} action(s), ${result.graphRequests} Graph request(s).`);
