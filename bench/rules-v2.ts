@@ -11,11 +11,12 @@
  *       git worktree add --detach /tmp/rules-v1 7e87b37 && ln -s "$PWD/node_modules" /tmp/rules-v1/node_modules
  *     (the dependencies did not change since). --pairs pairs, alternating which goes first; each run is a child
  *     process of its own (its peak RSS is its own) importing the agent from its tree. Per run: wall time and CPU
- *     of the first run (process.cpuUsage around it), the whole process's CPU (tsx compiling included), peak RSS
- *     after the first run, Graph requests (the client's count, and HTTP requests and $batch sub-requests from the
- *     sandbox's log). Reported: medians, the ratio of medians (current / before) and the paired ratios with their
- *     spread. The sandbox, the transport (src/config/transport.ts, unchanged since) and the token provider are
- *     the bench's for both.
+ *     of the first run (process.cpuUsage around it), the whole process's CPU (tsx compiling included), RSS once the
+ *     agent is loaded and peak RSS after the first run, Graph requests (the client's count, and HTTP requests and
+ *     $batch sub-requests from the sandbox's log), store calls. Reported: medians, the ratio of medians (current /
+ *     before), the paired ratios with their spread, split by which agent went first, and the order-balanced ratio
+ *     (the geometric mean of the two orders' medians). The sandbox, the transport (src/config/transport.ts,
+ *     unchanged since) and the token provider are the bench's for both.
  * (b) On a generated inbox of --header-messages (seed 4242, so the log stays under the sandbox's 5,000 entries),
  *     the same RULES alone and with one more rule whose cheap keys leave candidates for a `header` key:
  *       wide:   { isRead: false, header: { name: List-Id, contains: news.example.com } } → categorize (matches the
@@ -24,8 +25,9 @@
  *               matches: newsletters are not high importance; few candidates, so page rounding shows)
  *     From the sandbox's request log: the header GETs (sub-requests), the distinct candidates they asked for, the
  *     $batch requests that carried them, and the HTTP requests of the whole run against the run without the rule.
- *     Extra requests per 20 candidates = extra HTTP requests ÷ (candidates ÷ 20); the claim is ≤ 1. Candidates are
- *     checked against the generator's own count of messages the cheap keys leave.
+ *     Extra requests per 20 candidates = extra HTTP requests ÷ (candidates ÷ 20), set against ⌈candidates ÷ 20⌉,
+ *     the fewest batches can do, and the number of batches carrying fewer than 20 (one per delta page). Candidates
+ *     are checked against the generator's own count of messages the cheap keys leave.
  *
  * --current DIR: the current agent from another checkout (e.g. a worktree of HEAD, so that changes in progress in
  * this one are left out); by default this checkout's sources. The report names each tree's commit and whether its
