@@ -107,6 +107,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   warnIfStoreUnlocked(store, config, log);
   // GRAPH_BUDGET, shared through the store by every job and every process on it (one mailbox per store).
   const budget = new RequestBudget({ ...config.graphBudget, store, mailbox: config.authMode === 'app-only' ? config.mailbox! : 'me', log: log.child({ component: 'graph' }), now: options.now });
+  // Before the store closes: what this process reserved and did not spend goes back to the mailbox's budget.
+  closers.unshift(() => budget.close());
   // msal-node (~19 MB of RSS) is loaded only for app-only mode.
   const appOnly = config.authMode === 'app-only'
     ? (await import('../auth/app-only.ts')).createAppOnly({ config, endpoints, jobs, store, fetch: fetchImpl, log, notify: notifier, now: options.now, budget })
