@@ -123,7 +123,7 @@ const COMMANDS: Record<string, Command> = {
       const progress = process.stderr.isTTY ? progressLine(process.stderr, name) : undefined;
       const result = await rt.runner.run(name, { dryRun: Boolean(values['dry-run']), onProgress: progress?.update }).finally(() => progress?.done());
       if (values.json) {
-        // The same line as JSON.stringify, written a thousand actions at a time (src/jobs/run-json.ts).
+        // The same line as JSON.stringify, written a hundred actions at a time (src/jobs/run-json.ts).
         const { runResultJson } = await import('../jobs/run-json.ts');
         for (const piece of runResultJson(result)) process.stdout.write(piece);
       } else {
