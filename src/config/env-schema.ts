@@ -1,6 +1,6 @@
 /**
  * Every environment variable the agent reads, with its description, its default and how its text is read.
- * `.env.example` is kept in sync with this table by a test (test/config/env-example.test.ts).
+ * `.env.example` is kept in sync with this table by a test (test/config/env.test.ts).
  *
  * The readers are plain functions rather than a schema library: every command reads the configuration first,
  * and zod's 95 modules were the largest part of `status`'s start-up (docs/BENCHMARKS.md). Each reader keeps the
