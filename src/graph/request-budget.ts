@@ -11,7 +11,7 @@ import { GraphError } from './graph-error.ts';
  * "Headers, attachments, contacts, drive, reply, request budget").
  *
  * How it is shared without a store round trip per request: a process reserves a slice of the budget (a
- * "grant" of `chunk` requests, recorded in the store under the store's lock) that it may spend only during
+ * "grant" of up to `chunk` requests, recorded in the store under the store's lock) that it may spend only during
  * the next `useMs`. Graph counts a request from when it receives it, for `windowMs`, so a grant is counted
  * against every later grant until `until + slackMs + windowMs` (`slackMs`: a request sent at the last moment
  * of its grant, or a batch's last sub-request, reaches Graph a little later). A new grant is given only if
@@ -46,7 +46,12 @@ export interface RequestBudgetOptions extends BudgetSettings {
    * other) delay it. 100 ms drew 4 budget 429s in 33,864 requests on the bench's loaded 2-core machine.
    */
   slackMs?: number;
-  /** Requests reserved at a time (default limit / 40, at least one `$batch`). */
+  /**
+   * The most requests reserved at a time (default limit / 40, at least one `$batch`). A process starts with one
+   * `$batch`'s worth and doubles what it spent in its last slice, up to this: a process killed without `close()`
+   * (kill -9, a crash) keeps its last grant counted for the whole window, and forty killed runs holding limit / 40
+   * each stalled the mailbox for ten minutes.
+   */
   chunk?: number;
 }
 
@@ -111,6 +116,8 @@ export class RequestBudget {
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private grant?: Grant & { used: number };
+  /** The size of the next grant: one `$batch` at first, then twice what the last slice spent, up to `chunk`. */
+  private nextSize = LARGEST_TAKE;
   private seq = 0;
   private paused?: Pause;
   /** Takes run one after another, so one reservation serves the process's concurrent requests in order. */
@@ -208,6 +215,7 @@ export class RequestBudget {
     const previous = this.grant;
     this.grant = undefined;
     this.reservations++;
+    if (previous) this.nextSize = Math.min(this.chunk, Math.max(LARGEST_TAKE, previous.used * 2));
     let answer!: { grant: Grant } | { waitMs: number } | { pause: Pause };
     await this.update((record, now) => {
       if (previous) {
@@ -222,7 +230,7 @@ export class RequestBudget {
       const { limit } = this.settings;
       const counted = record.grants.reduce((sum, x) => sum + x.n, 0);
       if (counted + n <= limit) {
-        const grant = { id: `${this.id}-${++this.seq}`, until: now + this.useMs, n: Math.min(Math.max(n, this.chunk), limit - counted) };
+        const grant = { id: `${this.id}-${++this.seq}`, until: now + this.useMs, n: Math.min(Math.max(n, this.nextSize), limit - counted) };
         record.grants.push(grant);
         answer = { grant };
         return;
