@@ -8,7 +8,7 @@ import { fetchNeeds, planActions, selectFor, toMessageView, type MessageView, ty
 import { ACTIONS } from './rules/actions/index.ts';
 import { ActionCallError, type ActionContext, type Execution, type MatchEnv } from './rules/definition.ts';
 import { fetchExtras, loadMatchEnv } from './rules/lookups.ts';
-import { wakeSnoozed } from './rules/actions/snooze.ts';
+import { unsnoozeRecord, wakeSnoozed } from './rules/actions/snooze.ts';
 
 /** Where a delta sync stands: the link to call next, and whether the first full pass is done. */
 interface DeltaState {
@@ -73,7 +73,7 @@ export async function runInboxRules(ctx: JobContext, job: InboxRulesJob): Promis
   const env = await loadMatchEnv(ctx, job.rules);
   // Snoozed messages whose time has come go back to the Inbox first (one store read when there are none).
   if (!ctx.dryRun) {
-    for (const s of await wakeSnoozed(ctx, ctx.runStart)) ctx.report.actions.push({ messageId: s.id, rule: '(snoozed)', action: 'unsnooze', value: s.until, subject: s.subject, result: 'done' });
+    for (const s of await wakeSnoozed(ctx, ctx.runStart)) ctx.report.actions.push(unsnoozeRecord(s));
   }
   /** A new sync; after an old one (lost, or not carrying a field the rules now read) it acts only on mail since that one's last complete pass. */
   const newSync = (previous?: DeltaState): DeltaState => {

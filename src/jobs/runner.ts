@@ -263,7 +263,7 @@ async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile, notifyUrl?:
     case 'inbox-rules':
       return runInboxRules(ctx, job);
     case 'custom': {
-      const mod = (await importJobModule(job.module)) as { default?: { run?: unknown }; run?: unknown };
+      const mod = await importJobModule(job.module);
       const run = (mod.default && typeof mod.default.run === 'function' ? mod.default.run.bind(mod.default) : mod.run) as ((c: JobContext) => unknown) | undefined;
       if (typeof run !== 'function') {
         throw new AgentError('JOBS_FILE_INVALID', `${job.module} does not export a job (an object with run(ctx), or a run function).`, { remedy: 'Export `export default { async run(ctx) { … } }` from the module.' });
@@ -278,18 +278,26 @@ async function runJob(ctx: JobContext, job: JobSpec, file: JobsFile, notifyUrl?:
   }
 }
 
-let typescriptLoader: Promise<void> | undefined;
-
 /**
- * A custom job's module. Under the build in dist/ (bin.js runs it when current) nothing loads TypeScript, so
- * a `.ts` job module first registers tsx, once; under the sources (this file is itself `.ts`) it already is.
+ * A custom job's module. A `.ts` one goes through tsx's `tsImport`, whatever runs the agent (the bundle loads no
+ * TypeScript) and whatever its folder's package.json says: with none, Node would take it for CommonJS and fail on
+ * its first type annotation. tsx then hands a CommonJS-compiled module's exports one `default` deeper.
  */
-async function importJobModule(file: string): Promise<unknown> {
-  if (/\.[mc]?ts$/i.test(file) && !import.meta.url.endsWith('.ts')) {
-    typescriptLoader ??= import('tsx/esm/api').then(({ register }) => {
-      register();
+function importJobModule(file: string): Promise<JobModule> {
+  const url = pathToFileURL(file).href;
+  if (!/\.[mc]?ts$/i.test(file)) return import(url);
+  // Once per file, as import() caches its modules: tsImport loads a fresh copy on every call.
+  let loaded = typescriptModules.get(url);
+  if (!loaded) {
+    loaded = import('tsx/esm/api').then(async ({ tsImport }) => {
+      const mod = (await tsImport(url, import.meta.url)) as JobModule & { default?: { default?: JobModule['default'] } };
+      return mod.run === undefined && mod.default?.run === undefined && mod.default?.default ? { default: mod.default.default } : mod;
     });
-    await typescriptLoader;
+    typescriptModules.set(url, loaded);
+    loaded.catch(() => typescriptModules.delete(url));
   }
-  return import(pathToFileURL(file).href);
+  return loaded;
 }
+
+type JobModule = { default?: { run?: unknown }; run?: unknown };
+const typescriptModules = new Map<string, Promise<JobModule>>();

@@ -75,11 +75,11 @@ describe('the packed package, installed with --omit=dev, through node_modules/.b
     assert.equal(json.jobs.find((j: { name: string }) => j.name === 'triage').lastResult.ok, true);
   });
 
-  test('custom job modules, .js and .ts, run from the bundle (a .ts module registers tsx first)', async () => {
+  test('custom job modules, .js and .ts, run from the bundle, in a folder with no package.json', async () => {
     await signIn(h);
     const dir = mkdtempSync(path.join(tmpdir(), 'ma-installed-jobs-'));
-    // An ES module folder: a .ts module where no package.json says so is loaded as CommonJS and fails, bundle or not.
-    writeFileSync(path.join(dir, 'package.json'), '{ "type": "module" }\n');
+    // A person's folder has no package.json: the .ts module is TypeScript with ES exports all the same (before, Node
+    // took it for CommonJS and the run failed with "Unexpected identifier").
     writeFileSync(path.join(dir, 'count.js'), 'export default {\n  async run(ctx) {\n    await ctx.mailbox.folder(\'inbox\');\n    ctx.report.examined = 7;\n  },\n};\n');
     writeFileSync(path.join(dir, 'count.ts'), 'interface Ctx { report: { examined: number } }\nconst examined: number = 11;\nexport default {\n  async run(ctx: Ctx): Promise<void> {\n    ctx.report.examined = examined;\n  },\n};\n');
     const jobs = path.join(dir, 'agent.config.yaml');
