@@ -7,19 +7,9 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BUILD_STAMP } from '../../src/cli/build-check.js';
 import { installedPackage } from '../helpers/installed-package.ts';
+import { MODULE_RECORDER, loadedUrls } from '../helpers/module-recorder.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/**
- * Records every module the command loads (a resolve hook registered after tsx's) and prints them on stderr as
- * `LOADED <url>`; the command's own output is left as it is.
- */
-const RECORDER = `data:text/javascript,${encodeURIComponent(`
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  process.stderr.write('LOADED ' + r.url + '\\n');
-  return r;
-}`)}`;
 
 interface Loaded {
   code: number | null;
@@ -36,7 +26,7 @@ function record(child: ChildProcess, packagesOf: (loaded: string[]) => Set<strin
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
   return new Promise((resolve) => child.on('close', (code) => {
-    const loaded = stderr.split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => l.slice(7));
+    const loaded = loadedUrls(stderr);
     resolve({ code, stdout, loaded, packages: packagesOf(loaded) });
   }));
 }
@@ -47,7 +37,7 @@ const nodeModules = (loaded: string[]) => new Set(loaded.map(packageOf).filter((
 
 /** main() of the sources through tsx, as `MAILBOX_AGENT_SOURCES=1 mailbox-agent` runs it. */
 function runMain(args: string[], env: Record<string, string>, cwd: string): Promise<Loaded> {
-  const script = `import { register } from 'node:module'; register(${JSON.stringify(RECORDER)}); const { main } = await import(${JSON.stringify(path.join(REPO, 'src/cli/main.ts'))}); process.exitCode = await main(${JSON.stringify(args)});`;
+  const script = `import { register } from 'node:module'; register(${JSON.stringify(MODULE_RECORDER)}); const { main } = await import(${JSON.stringify(path.join(REPO, 'src/cli/main.ts'))}); process.exitCode = await main(${JSON.stringify(args)});`;
   // tsx by its path: the command runs in a directory of its own, outside the checkout.
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], {
     cwd,
@@ -65,7 +55,7 @@ async function runInstalled(args: string[], env: Record<string, string>, cwd: st
   const pkg = await installedPackage();
   const outputs = (JSON.parse(readFileSync(path.join(pkg.dir, BUILD_STAMP), 'utf8')) as { outputs: Record<string, string[]> }).outputs;
   const preload = path.join(cwd, 'record-loads.mjs');
-  writeFileSync(preload, `import { register } from 'node:module';\nregister(${JSON.stringify(RECORDER)});\n`);
+  writeFileSync(preload, `import { register } from 'node:module';\nregister(${JSON.stringify(MODULE_RECORDER)});\n`);
   const child = spawn(pkg.bin, args, {
     cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` },

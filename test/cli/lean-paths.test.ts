@@ -9,13 +9,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO, signIn, startHarness, type Harness } from '../helpers/harness.ts';
-
-const RECORDER = `data:text/javascript,${encodeURIComponent(`
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  process.stderr.write('LOADED ' + r.url + '\\n');
-  return r;
-}`)}`;
+import { MODULE_RECORDER, loadedUrls } from '../helpers/module-recorder.ts';
 
 /** Each first use of ICU's entry points is written to stderr as `ICU <what>`. */
 const TRIPWIRE = `
@@ -41,7 +35,7 @@ interface Ran {
 
 function runMain(args: string[], env: Record<string, string>, cwd: string): Promise<Ran> {
   const script = `${TRIPWIRE}
-import { register } from 'node:module'; register(${JSON.stringify(RECORDER)});
+import { register } from 'node:module'; register(${JSON.stringify(MODULE_RECORDER)});
 const { main } = await import(${JSON.stringify(path.join(REPO, 'src/cli/main.ts'))});
 process.exitCode = await main(${JSON.stringify(args)});`;
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], {
@@ -55,7 +49,7 @@ process.exitCode = await main(${JSON.stringify(args)});`;
   child.stderr.on('data', (d) => (stderr += d));
   return new Promise((resolve) => child.on('close', (code) => {
     const lines = stderr.split('\n');
-    const packages = new Set(lines.filter((l) => l.startsWith('LOADED ')).map((l) => /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(l)?.[1]).filter((p): p is string => Boolean(p)));
+    const packages = new Set(loadedUrls(stderr).map((l) => /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(l)?.[1]).filter((p): p is string => Boolean(p)));
     resolve({ code, stdout, stderr: lines.filter((l) => !l.startsWith('LOADED ') && !l.startsWith('ICU ')).join('\n'), packages, icu: [...new Set(lines.filter((l) => l.startsWith('ICU ')).map((l) => l.slice(4)))] });
   }));
 }
