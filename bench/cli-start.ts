@@ -217,14 +217,6 @@ export function formatRows(rows: Row[]): string {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.join(here, 'cli-start.ts')) {
-  const args = process.argv.slice(2);
-  const i = args.indexOf('--runs');
-  const runs = i >= 0 ? Number(args[i + 1]) : 7;
-  const { startBenchSandbox } = await import('./sandbox-process.ts');
-  const { sb, f, stop } = await startBenchSandbox();
-  try {
-    console.log(formatRows(await startupRows(sb, f, runs)));
-  } finally {
-    stop();
-  }
+  const { mainWithSandbox } = await import('./sandbox-process.ts');
+  await mainWithSandbox('--runs', 7, async (sb, f, runs) => formatRows(await startupRows(sb, f, runs)));
 }

@@ -78,14 +78,6 @@ export function formatIdle(samples: HourSample[]): string {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.join(here, 'idle-server.ts')) {
-  const args = process.argv.slice(2);
-  const i = args.indexOf('--hours');
-  const hours = i >= 0 ? Number(args[i + 1]) : 24;
-  const { startBenchSandbox } = await import('./sandbox-process.ts');
-  const { sb, f, stop } = await startBenchSandbox();
-  try {
-    console.log(formatIdle(await idleServer(sb, f, hours)));
-  } finally {
-    stop();
-  }
+  const { mainWithSandbox } = await import('./sandbox-process.ts');
+  await mainWithSandbox('--hours', 24, async (sb, f, hours) => formatIdle(await idleServer(sb, f, hours)));
 }

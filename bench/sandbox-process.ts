@@ -13,3 +13,19 @@ export async function startBenchSandbox(): Promise<{ sb: SandboxInfo; f: FetchLi
   const sb = JSON.parse(first) as SandboxInfo;
   return { sb, f: sandboxFetch(sb), stop: () => child.kill('SIGTERM') };
 }
+
+/**
+ * A bench file's `main` when it is run directly: its numeric `--flag` (or `fallback`), a sandbox of its own for
+ * the run, and what `run` returns printed. Example: `await mainWithSandbox('--runs', 7, (sb, f, n) => …)`.
+ */
+export async function mainWithSandbox(flag: string, fallback: number, run: (sb: SandboxInfo, f: FetchLike, n: number) => Promise<string>): Promise<void> {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(flag);
+  const n = i >= 0 ? Number(args[i + 1]) : fallback;
+  const { sb, f, stop } = await startBenchSandbox();
+  try {
+    console.log(await run(sb, f, n));
+  } finally {
+    stop();
+  }
+}
