@@ -9,11 +9,11 @@
  * Alone: `npm run bench:cli [-- --runs 7]` (starts its own sandbox); `npm run bench` runs it too (--startup yes).
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { installedPackage } from '../test/helpers/installed-package.ts';
+import { freePort } from '../test/helpers/servers.ts';
 import type { FetchLike } from '../src/config/transport.ts';
 import { admin, USER, type SandboxInfo } from './common.ts';
 import { signedInAgent } from './cli-run.ts';
@@ -99,14 +99,6 @@ function freshDataDir(sb?: SandboxInfo): string {
     writeFileSync(path.join(dir, 'sandbox', 'ca.pem'), sb.caPem);
   }
   return dir;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** `mailbox-agent start` until GET /healthz answers 200 (polled every 10 ms), then SIGTERM. */

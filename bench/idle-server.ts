@@ -8,10 +8,10 @@
  * Alone: `npm run bench:idle [-- --hours 24]`; `npm run bench` runs it too (--idle yes).
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { installedPackage } from '../test/helpers/installed-package.ts';
+import { freePort } from '../test/helpers/servers.ts';
 import type { FetchLike } from '../src/config/transport.ts';
 import { SANDBOX_CLIENT_ID } from '../src/sandbox/directory.ts';
 import { admin, USER, type SandboxInfo } from './common.ts';
@@ -32,14 +32,6 @@ export interface HourSample {
   rssAnonMb?: number;
   rssFileMb?: number;
   maxRssMb: number;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** One simulated day (or `hours`) of the idle server; one sample per simulated hour. */

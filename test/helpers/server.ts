@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,17 +5,9 @@ import { startServer } from '../../src/cli/server.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { logCapture, REPO } from './harness.ts';
+import { freePort } from './servers.ts';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
+export { freePort };
 
 /**
  * The agent as `npm start` runs it (web UI + scheduler), on free ports, against a sandbox of the test's own.
