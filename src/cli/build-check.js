@@ -30,7 +30,7 @@ export function sourceState(root) {
 }
 
 /**
- * The installed version of each package folder in `dirs` (relative to `root`, e.g. node_modules/zod), from npm's
+ * The installed version of each package folder in `dirs` (relative to `root`, e.g. node_modules/yaml), from npm's
  * record of node_modules (node_modules/.package-lock.json: one read instead of one per package, which took
  * ~20 ms for the ~90 packages the bundle inlines), else from each package.json. undefined where there is none.
  */
@@ -56,7 +56,7 @@ function packageJsonVersion(dir) {
  * True when the build in `root`/dist may run instead of the sources. In a checkout (there are .ts sources): the
  * stamp must list exactly the .ts files under src with the same mtime and size each (an edited, added, removed or
  * restored source says no, whatever its mtime moved to) and the same version of every package the bundle inlines
- * (an `npm install` of another zod says no until the build is made again). An installed package (a tarball from
+ * (an `npm install` of another yaml says no until the build is made again). An installed package (a tarball from
  * `npm pack`) ships the build and no .ts sources: there only the entry counts, whatever mtimes the installer wrote.
  * MAILBOX_AGENT_SOURCES=1 in `env` says no, to run the sources through tsx.
  */
